@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install what the workbench needs from Debian's packages (Debian 12). Idempotent and quiet when
+# everything is there already.
+. "$(dirname "$0")/lib.sh"
+
+PKGS="build-essential flex bison bc libelf-dev libssl-dev cpio ccache rsync xz-utils kmod
+      python3 perl git qemu-system-x86 busybox-static dpkg-dev fakeroot gnuplot-nox"
+
+missing=()
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+say "installing Debian packages: ${missing[*]}"
+SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Configure (tinyconfig + workbench/kernel.config) and build the kernel out of tree in build/obj.
+. "$(dirname "$0")/lib.sh"
+
+SRC=${SRC:-$TREE}
+O=${O:-$OBJ}
+JOBS=${JOBS:-$(nproc)}
+FRAG=$TOP/workbench/kernel.config
+mkdir -p "$O"
+
+kmake() { make -s -C "$SRC" O="$O" ARCH=x86_64 CC="ccache gcc" HOSTCC="ccache gcc" -j"$JOBS" "$@"; }
+
+# Reconfigure when the fragment or any Kconfig file changed.
+cfgstamp=$O/.vmitosis-config
+want=$({ cat "$FRAG"; cd "$SRC" && git ls-files -s -- 'Kconfig*' '*/Kconfig*' 2>/dev/null || find . -name 'Kconfig*' -newer "$O/.config"; } | sha1sum | cut -d' ' -f1)
+if [ ! -f "$O/.config" ] || [ "$(cat "$cfgstamp" 2>/dev/null)" != "$want" ]; then
+	say "configuring: tinyconfig + workbench/kernel.config"
+	kmake tinyconfig >/dev/null
+	"$SRC/scripts/kconfig/merge_config.sh" -m -O "$O" "$O/.config" "$FRAG" >/dev/null
+	kmake olddefconfig >/dev/null
+	# Every option of the fragment must have survived (a typo or a missing dependency otherwise).
+	bad=$(grep -E '^(CONFIG_[A-Z0-9_]+=|# CONFIG_[A-Z0-9_]+ is not set)' "$FRAG" | while read -r l; do
+		case $l in
+		"# "*) sym=${l#\# }; sym=${sym%% *}
+		       ! grep -q "^$sym=" "$O/.config" || echo "$l" ;;
+		*)     grep -qxF "$l" "$O/.config" || echo "$l" ;;
+		esac
+	done)
+	[ -z "$bad" ] || die "kernel.config options that did not survive olddefconfig:
+$bad"
+	echo "$want" > "$cfgstamp"
+fi
+
+say "building the kernel in ${O#$TOP/} ($JOBS jobs, ccache)"
+start=$(date +%s)
+kmake bzImage
+say "kernel built in $(( $(date +%s) - start )) s: ${O#$TOP/}/arch/x86/boot/bzImage"
