@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Build the two initramfs images from build/payload (the project's test binaries and tools):
+#   build/initramfs-l2.cpio  busybox, init, payload                          (the nested guest)
+#   build/initramfs-l1.cpio  the same + QEMU with its libraries and firmware,
+#                            the kernel and initramfs-l2.cpio for the guest    (the emulated host)
+# Uncompressed cpio: it is built and unpacked faster than it would be compressed and loaded.
+. "$(dirname "$0")/lib.sh"
+
+KIMG=$OBJ/arch/x86/boot/bzImage
+PAYLOAD=$BUILD/payload
+[ -f "$KIMG" ] || die "no kernel image: run make kernel"
+[ -d "$PAYLOAD" ] || die "no payload: run make userland"
+
+stage_common() {
+	local r=$1
+	rm -rf "$r"; mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,root,share,opt/vmitosis}
+	cp /bin/busybox "$r/bin/busybox"
+	cp "$TOP/workbench/rootfs/init" "$r/init"
+	mkdir -p "$r/opt/vmitosis/bin"
+	cp -a "$TOP/workbench/rootfs/bin/." "$r/opt/vmitosis/bin/"
+	cp -a "$PAYLOAD/." "$r/opt/vmitosis/"
+	echo "root:x:0:0:root:/root:/bin/sh" > "$r/etc/passwd"
+	echo "root:x:0:" > "$r/etc/group"
+}
+
+mkcpio() { (cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$2.tmp" && mv "$2.tmp" "$2"; }
+
+# --- L2
+r2=$BUILD/rootfs-l2
+stage_common "$r2"
+rm -rf "$r2/opt/vmitosis/selftests/kvm"          # upstream KVM selftests run in L1 only
+mkcpio "$r2" "$BUILD/initramfs-l2.cpio"
+
+# --- L1
+r1=$BUILD/rootfs-l1
+stage_common "$r1"
+qemu=$(command -v qemu-system-x86_64) || die "qemu-system-x86_64 missing (make deps)"
+cp "$qemu" "$r1/usr/bin/"
+ldd "$qemu" | awk '/=>/ { print $3 } /^\t\/lib/ { print $1 }' | while read -r lib; do
+	[ -n "$lib" ] || continue
+	mkdir -p "$r1$(dirname "$lib")"
+	cp -L "$lib" "$r1$lib"
+done
+mkdir -p "$r1/lib64" "$r1/opt/vmitosis/qemu"
+[ -e "$r1/lib64/ld-linux-x86-64.so.2" ] || cp -L /lib64/ld-linux-x86-64.so.2 "$r1/lib64/"
+for f in bios-256k.bin linuxboot_dma.bin linuxboot.bin kvmvapic.bin multiboot_dma.bin; do
+	for d in /usr/share/qemu /usr/share/seabios; do
+		if [ -e "$d/$f" ]; then cp -L "$d/$f" "$r1/opt/vmitosis/qemu/"; break; fi
+	done
+	[ -e "$r1/opt/vmitosis/qemu/$f" ] || die "QEMU firmware $f not found"
+done
+cp "$KIMG" "$r1/opt/vmitosis/bzImage"
+cp "$BUILD/initramfs-l2.cpio" "$r1/opt/vmitosis/initramfs-l2.cpio"
+mkcpio "$r1" "$BUILD/initramfs-l1.cpio"
+say "initramfs: L1 $(du -m "$BUILD/initramfs-l1.cpio" | cut -f1) MiB, L2 $(du -m "$BUILD/initramfs-l2.cpio" | cut -f1) MiB"

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Boot the emulated NUMA host (L1) under QEMU TCG and run CMD in it; exit with CMD's status.
+# Without CMD: an interactive shell on the serial console (exit it to power off).
+#
+#   NODES=4        NUMA nodes (sockets), each with its own CPUs and memory
+#   CPUS=1         CPUs per node
+#   MEM=4G         memory in all, split evenly over the nodes
+#   DIST=21        SLIT distance between two nodes (local is 10)
+#   APPEND=        extra kernel command line
+#   CMD=           command to run (a shell command line)
+#   SHARE=         host directory shared with L1 as /share (default: a fresh one, removed)
+#   TIMEOUT=0      kill the emulated host after so many seconds (exit 124)
+#   BOOT_TIME=1    print the boot time of L1 on stderr
+# The kernel console of L1 is written to build/l1-console.log (shown when L1 dies).
+. "$(dirname "$0")/lib.sh"
+
+NODES=${NODES:-4} CPUS=${CPUS:-1} MEM=${MEM:-4G} DIST=${DIST:-21}
+APPEND=${APPEND:-} CMD=${CMD:-} TIMEOUT=${TIMEOUT:-0} BOOT_TIME=${BOOT_TIME:-0}
+
+case $MEM in *[Gg]) memmb=$(( ${MEM%[Gg]} * 1024 ));; *[Mm]) memmb=${MEM%[Mm]};; *) die "MEM=$MEM: use e.g. 4G or 3072M";; esac
+[[ $NODES =~ ^[1-9][0-9]*$ && $CPUS =~ ^[1-9][0-9]*$ ]] || die "NODES and CPUS must be positive integers"
+nodemb=$(( memmb / NODES ))
+[ $nodemb -ge 256 ] || die "MEM=$MEM leaves less than 256M per node"
+
+for f in "$OBJ/arch/x86/boot/bzImage" "$BUILD/initramfs-l1.cpio"; do
+	[ -f "$f" ] || die "$f missing: run make kernel initramfs (or make vm, which does)"
+done
+
+if [ -n "${SHARE:-}" ]; then
+	share=$SHARE; mkdir -p "$share"
+else
+	share=$(mktemp -d "$BUILD/vmshare.XXXXXX")
+	trap 'rm -rf "$share"' EXIT
+fi
+rm -f "$share/cmd" "$share/rc" "$share/booted"
+
+ncpu=$(( NODES * CPUS ))
+args=(-accel tcg,thread=multi -cpu max -nodefaults -no-reboot -display none
+      -smp "$ncpu,sockets=$NODES,cores=$CPUS,threads=1" -m "$(( nodemb * NODES ))M"
+      -kernel "$OBJ/arch/x86/boot/bzImage" -initrd "$BUILD/initramfs-l1.cpio"
+      -append "console=ttyS0 quiet panic=-1 vmitosis.level=1 $APPEND"
+      -virtfs "local,path=$share,mount_tag=vmshare,security_model=none,id=vmshare")
+for ((i = 0; i < NODES; i++)); do
+	args+=(-object "memory-backend-ram,id=m$i,size=${nodemb}M"
+	       -numa "node,nodeid=$i,cpus=$(( i * CPUS ))-$(( i * CPUS + CPUS - 1 )),memdev=m$i")
+done
+for ((i = 0; i < NODES; i++)); do
+	for ((j = 0; j < NODES; j++)); do
+		[ $i -ne $j ] && args+=(-numa "dist,src=$i,dst=$j,val=$DIST")
+	done
+done
+
+if [ -z "$CMD" ]; then
+	exec qemu-system-x86_64 "${args[@]}" -serial mon:stdio
+fi
+
+printf '%s\n' "$CMD" > "$share/cmd"
+# ttyS0 (the kernel console) goes to a log, ttyS1 (CMD's output) to stdout.
+console=$BUILD/l1-console.log
+t0=$(date +%s.%N)
+qemu-system-x86_64 "${args[@]}" -serial "file:$console" -serial stdio < /dev/null 2>&1 | tr -d '\r' &
+qpid=$!
+if [ "$TIMEOUT" -gt 0 ]; then
+	( sleep "$TIMEOUT"; pkill -f -- "path=$share,mount_tag" && touch "$share/timeout" ) &
+	wdog=$!
+fi
+booted=
+while kill -0 $qpid 2>/dev/null; do
+	if [ -z "$booted" ] && [ -s "$share/booted" ]; then
+		booted=$(date +%s.%N)
+		[ "$BOOT_TIME" = 1 ] && say "L1 booted in $(echo "$booted - $t0" | bc | xargs printf '%.1f') s (kernel up $(cat "$share/booted") s at init)"
+	fi
+	sleep 0.1
+done
+wait $qpid || true
+[ -n "${wdog:-}" ] && kill "$wdog" 2>/dev/null
+[ -f "$share/timeout" ] && { say "emulated host killed after TIMEOUT=$TIMEOUT s"; exit 124; }
+if [ ! -f "$share/rc" ]; then
+	say "the emulated host stopped without an exit status; the end of its console ($console):"
+	tail -n 40 "$console" >&2
+	exit 125
+fi
+exit "$(cat "$share/rc")"
