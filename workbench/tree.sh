@@ -72,6 +72,11 @@ build_commits() {
 	echo "$parent"
 }
 
+if [ "${1:-}" = --inputs-hash ]; then
+	inputs_hash
+	exit 0
+fi
+
 if [ ! -d "$TREE/.git" ]; then
 	say "creating the expanded tree in $TREE"
 	rm -rf "$TREE"
@@ -98,7 +103,12 @@ $(tree_local_changes)"
 fi
 
 new=$(build_commits)
+tgit update-index -q --no-skip-worktree .gitignore
 tgit checkout -q -f -B vmitosis "$new"
+# Debian's .gitignore ignores every top-level path ("/*"), which would hide new kernel files
+# from git status and git add; drop that rule in the work tree only.
+sed -i '/^\/\*$/d' "$TREE/.gitignore"
+tgit update-index -q --skip-worktree .gitignore
 tgit clean -q -f -d -- $KERNEL_DIRS >/dev/null 2>&1 || true
 echo "$want $new" > "$stamp"
 say "tree: $(tgit rev-list --count base..HEAD) patches on base, HEAD $(tgit log -1 --format='%h %s')"

@@ -1,0 +1,79 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# The nested guest of the vMitosis test bed: vmitosis-guest boots an L2 guest
+# with KVM inside the emulated host, NUMA-visible (one guest node per host
+# node, vCPUs pinned and memory bound there) or NUMA-oblivious (one node), runs
+# a command in it and returns the command's exit status.
+
+DIR=$(dirname "$0")
+. "$DIR/../kselftest/ktap_helpers.sh"
+
+ktap_print_header
+if ! command -v vmitosis-guest >/dev/null || [ ! -e /dev/kvm ] || [ "${VMITOSIS_LEVEL:-}" != 1 ]; then
+	ktap_skip_all "not in the emulated host (vmitosis-guest, /dev/kvm)"
+	exit "$KSFT_SKIP"
+fi
+ktap_set_plan 6
+
+hnodes=$(cat /sys/devices/system/node/online)
+nh=$(ls -d /sys/devices/system/node/node[0-9]* | wc -l)
+
+check() {	# check DESCRIPTION EXPECTED ACTUAL
+	if [ "$2" = "$3" ]; then
+		ktap_test_pass "$1"
+	else
+		ktap_print_msg "expected '$2', got '$3'"
+		ktap_test_fail "$1"
+	fi
+}
+
+out=$(vmitosis-guest --numa=visible -- cat /sys/devices/system/node/online)
+check "visible guest has the host's nodes ($hnodes)" "$hnodes" "$out"
+
+out=$(vmitosis-guest --numa=oblivious -- cat /sys/devices/system/node/online)
+check "oblivious guest has one node" "0" "$out"
+
+vmitosis-guest --numa=oblivious -- sh -c 'exit 7'
+check "guest command exit status is returned" 7 $?
+
+# Inside a visible guest: every node has CPUs and memory, SLIT present.
+out=$(vmitosis-guest --numa=visible -- env VMITOSIS_NODES="$nh" "$DIR/testbed_test" 2>&1)
+rc=$?
+[ $rc -eq 0 ] || echo "$out" | sed 's/^/# L2: /'
+check "testbed_test passes in the visible guest" 0 $rc
+
+# While a visible guest runs: each vCPU thread is pinned to its host node's
+# CPUs, and each node's memory backend is bound to its host node.
+share=/tmp/testbed-guest.$$
+mkdir -p "$share"
+vmitosis-guest --numa=visible --share "$share" --pidfile "$share/qemu.pid" -- \
+	sh -c 'touch /share/up; while [ ! -e /share/done ]; do sleep 0.2; done' &
+gpid=$!
+n=0
+while [ ! -e "$share/up" ] && [ $n -lt 600 ]; do sleep 0.2; n=$((n + 1)); done
+qpid=$(cat "$share/qemu.pid" 2>/dev/null)
+pinned=0 bound=0
+for t in /proc/$qpid/task/*; do
+	c=$(cat "$t/comm" 2>/dev/null)
+	case $c in "CPU "*"/KVM") ;; *) continue ;; esac
+	v=${c#CPU }; v=${v%/KVM}
+	want=$(cat /sys/devices/system/node/node$v/cpulist)
+	have=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' "$t/status")
+	if [ "$want" = "$have" ]; then
+		pinned=$((pinned + 1))
+	else
+		ktap_print_msg "vCPU $v allowed on $have, host node $v has $want"
+	fi
+done
+# One bind:N mapping per memory backend, N the backend's host node.
+for h in $(seq 0 $((nh - 1))); do
+	grep -q " bind:$h " "/proc/$qpid/numa_maps" && bound=$((bound + 1))
+done
+touch "$share/done"
+wait $gpid
+rm -rf "$share"
+check "visible guest: vCPU threads pinned to their host node" "$nh" "$pinned"
+check "visible guest: node memory bound to its host node" "$nh" "$bound"
+
+ktap_finished

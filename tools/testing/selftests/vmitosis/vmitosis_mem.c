@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vmitosis_mem: map anonymous memory, touch every page with a pattern that
+ * depends on its address, and verify it; optionally hold it until a signal so
+ * that page-table placement can be inspected while the mapping is populated.
+ *
+ *   vmitosis_mem [--size SIZE] [--thp|--no-thp] [--hold]
+ *
+ * With --hold, "ready" is printed once the memory is populated; on SIGTERM or
+ * SIGINT the contents are verified again. Exit status 0 when the data is intact.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static size_t parse_size(const char *s)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 0);
+
+	switch (*end) {
+	case 'G': case 'g':
+		v <<= 10;
+		/* fall through */
+	case 'M': case 'm':
+		v <<= 10;
+		/* fall through */
+	case 'K': case 'k':
+		v <<= 10;
+		end++;
+	}
+	if (*end || !v) {
+		fprintf(stderr, "bad size '%s'\n", s);
+		exit(2);
+	}
+	return v;
+}
+
+static uint64_t pattern(size_t off)
+{
+	return (off * 0x9e3779b97f4a7c15ULL) ^ 0x766d69746f736973ULL;
+}
+
+static size_t verify(const unsigned char *mem, size_t size, size_t page)
+{
+	size_t off, bad = 0;
+
+	for (off = 0; off < size; off += page)
+		if (*(const uint64_t *)(mem + off) != pattern(off))
+			bad++;
+	return bad;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "size", required_argument, NULL, 's' },
+		{ "thp", no_argument, NULL, 't' },
+		{ "no-thp", no_argument, NULL, 'n' },
+		{ "hold", no_argument, NULL, 'h' },
+		{ }
+	};
+	size_t size = 64 << 20, page = sysconf(_SC_PAGESIZE), off, bad;
+	int thp = -1, hold = 0, c;
+	unsigned char *mem;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': size = parse_size(optarg); break;
+		case 't': thp = 1; break;
+		case 'n': thp = 0; break;
+		case 'h': hold = 1; break;
+		default:
+			fprintf(stderr, "usage: %s [--size SIZE] [--thp|--no-thp] [--hold]\n", argv[0]);
+			return 2;
+		}
+	}
+
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED) {
+		perror("mmap");
+		return 1;
+	}
+	if (thp >= 0 && madvise(mem, size, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE)) {
+		perror("madvise");
+		return 1;
+	}
+	for (off = 0; off < size; off += page)
+		*(uint64_t *)(mem + off) = pattern(off);
+
+	bad = verify(mem, size, page);
+	if (bad) {
+		printf("corrupt: %zu pages\n", bad);
+		return 1;
+	}
+	if (!hold)
+		return 0;
+
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	printf("ready %zu\n", size / page);
+	fflush(stdout);
+	while (!stop)
+		pause();
+	bad = verify(mem, size, page);
+	printf("%s %zu\n", bad ? "corrupt" : "intact", bad);
+	return bad ? 1 : 0;
+}

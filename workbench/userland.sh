@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Build the user-space payload of the test bed into build/payload, statically linked:
+#   selftests/vmitosis/   the project's kselftests (tools/testing/selftests/vmitosis)
+#   selftests/kselftest/  the kselftest shell helpers
+#   selftests/kvm/        the upstream KVM selftests named in workbench/kvm-selftests.list
+#   bin/                  the helpers of the test bed
+. "$(dirname "$0")/lib.sh"
+
+ST=$TREE/tools/testing/selftests
+P=$BUILD/payload
+hdr=$OBJ/usr
+JOBS=${JOBS:-$(nproc)}
+
+make -s -C "$TREE" O="$OBJ" ARCH=x86_64 headers_install INSTALL_HDR_PATH="$hdr" >/dev/null
+
+rm -rf "$P.new"
+mkdir -p "$P.new/selftests" "$P.new/bin"
+sm() { make -s -j"$JOBS" CC="ccache gcc" KHDR_INCLUDES="-isystem $hdr/include" "$@"; }
+
+sm -C "$ST/vmitosis" OUTPUT="$BUILD/selftests/vmitosis" EXTRA_CFLAGS=-static LDFLAGS=-static
+sm -C "$ST/vmitosis" OUTPUT="$BUILD/selftests/vmitosis" LDFLAGS=-static \
+	INSTALL_PATH="$P.new/selftests/vmitosis" install >/dev/null
+cp -a "$ST/kselftest" "$P.new/selftests/kselftest"
+ln -s ../selftests/vmitosis/vmitosis_mem "$P.new/bin/vmitosis_mem"
+
+sm -C "$ST/kvm" OUTPUT="$BUILD/selftests/kvm" INSTALL_HDR_PATH="$hdr" EXTRA_CFLAGS=-static
+mkdir -p "$P.new/selftests/kvm"
+grep -v '^[[:space:]]*\(#\|$\)' "$TOP/workbench/kvm-selftests.list" | while read -r t _; do
+	[ -x "$BUILD/selftests/kvm/$t" ] || die "KVM selftest $t was not built"
+	mkdir -p "$P.new/selftests/kvm/$(dirname "$t")"
+	cp "$BUILD/selftests/kvm/$t" "$P.new/selftests/kvm/$t"
+done
+cp "$TOP/workbench/kvm-selftests.list" "$P.new/selftests/kvm/list"
+
+rm -rf "$P"
+mv "$P.new" "$P"
+say "payload: $(du -sm "$P" | cut -f1) MiB in ${P#$TOP/}"
