@@ -17,7 +17,8 @@ rm -rf "$P.new"
 mkdir -p "$P.new/selftests" "$P.new/bin"
 sm() { make -s -j"$JOBS" CC="ccache gcc" KHDR_INCLUDES="-isystem $hdr/include" "$@"; }
 
-sm -C "$ST/vmitosis" OUTPUT="$BUILD/selftests/vmitosis" EXTRA_CFLAGS=-static LDFLAGS=-static
+mkdir -p "$BUILD/selftests/vmitosis" "$BUILD/selftests/kvm"
+sm -C "$ST/vmitosis" OUTPUT="$BUILD/selftests/vmitosis" LDFLAGS=-static
 sm -C "$ST/vmitosis" OUTPUT="$BUILD/selftests/vmitosis" LDFLAGS=-static \
 	INSTALL_PATH="$P.new/selftests/vmitosis" install >/dev/null
 cp -a "$ST/kselftest" "$P.new/selftests/kselftest"

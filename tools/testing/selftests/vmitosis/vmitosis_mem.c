@@ -4,11 +4,17 @@
  * depends on its address, and verify it; optionally hold it until a signal so
  * that page-table placement can be inspected while the mapping is populated.
  *
- *   vmitosis_mem [--size SIZE] [--thp|--no-thp] [--hold]
+ *   vmitosis_mem [--size SIZE] [--thp|--no-thp] [--node N] [--hold]
+ *
+ * --node N runs the process on the CPUs of node N and binds its memory there
+ * (page tables included, since they are allocated by the faulting thread).
  *
  * With --hold, "ready" is printed once the memory is populated; on SIGTERM or
  * SIGINT the contents are verified again. Exit status 0 when the data is intact.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -17,7 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <linux/mempolicy.h>
 
 static volatile sig_atomic_t stop;
 
@@ -50,6 +59,41 @@ static size_t parse_size(const char *s)
 	return v;
 }
 
+/* Run on the CPUs of @node and allocate from it only. */
+static int bind_to_node(int node)
+{
+	unsigned long mask[16] = { 0 };
+	char path[96], buf[1024], *p = buf;
+	cpu_set_t cpus;
+	FILE *f;
+
+	if (node < 0 || node >= (int)(sizeof(mask) * 8))
+		return -1;
+	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/cpulist", node);
+	f = fopen(path, "r");
+	if (!f || !fgets(buf, sizeof(buf), f)) {
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	fclose(f);
+	CPU_ZERO(&cpus);
+	while (*p && *p != '\n') {
+		long a = strtol(p, &p, 10), b = a;
+
+		if (*p == '-')
+			b = strtol(p + 1, &p, 10);
+		for (; a <= b; a++)
+			CPU_SET(a, &cpus);
+		if (*p == ',')
+			p++;
+	}
+	if (sched_setaffinity(0, sizeof(cpus), &cpus))
+		return -1;
+	mask[node / (8 * sizeof(long))] = 1UL << (node % (8 * sizeof(long)));
+	return syscall(SYS_set_mempolicy, MPOL_BIND, mask, sizeof(mask) * 8);
+}
+
 static uint64_t pattern(size_t off)
 {
 	return (off * 0x9e3779b97f4a7c15ULL) ^ 0x766d69746f736973ULL;
@@ -72,10 +116,11 @@ int main(int argc, char **argv)
 		{ "thp", no_argument, NULL, 't' },
 		{ "no-thp", no_argument, NULL, 'n' },
 		{ "hold", no_argument, NULL, 'h' },
+		{ "node", required_argument, NULL, 'N' },
 		{ }
 	};
 	size_t size = 64 << 20, page = sysconf(_SC_PAGESIZE), off, bad;
-	int thp = -1, hold = 0, c;
+	int thp = -1, hold = 0, node = -1, c;
 	unsigned char *mem;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -84,12 +129,18 @@ int main(int argc, char **argv)
 		case 't': thp = 1; break;
 		case 'n': thp = 0; break;
 		case 'h': hold = 1; break;
+		case 'N': node = atoi(optarg); break;
 		default:
-			fprintf(stderr, "usage: %s [--size SIZE] [--thp|--no-thp] [--hold]\n", argv[0]);
+			fprintf(stderr, "usage: %s [--size SIZE] [--thp|--no-thp] [--node N] [--hold]\n",
+				argv[0]);
 			return 2;
 		}
 	}
 
+	if (node >= 0 && bind_to_node(node)) {
+		fprintf(stderr, "cannot bind to node %d: %s\n", node, strerror(errno));
+		return 1;
+	}
 	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED) {
 		perror("mmap");

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# make series-check: apply out/series with git am to a fresh copy of the pristine base, build
+# the kernel after every patch (incrementally, ccache) so that the series is bisectable, check
+# that the result is exactly the expanded tree, and run checkpatch.pl --strict on every patch.
+. "$(dirname "$0")/lib.sh"
+
+dir=$OUT/series
+chk=$BUILD/series-check
+ls "$dir"/0001-*.patch >/dev/null 2>&1 || die "no series: run make series"
+rm -rf "$chk"
+git clone -q --shared --no-checkout "$BASE_DIR" "$chk/linux"
+git -C "$chk/linux" checkout -q -b check base
+patches=$(ls "$dir"/*.patch | grep -v '/0000-cover-letter.patch$')
+git -C "$chk/linux" -c user.name=check -c user.email=check@invalid am -q $patches ||
+	die "the series does not apply to the pristine base with git am"
+[ "$(git -C "$chk/linux" rev-parse 'HEAD^{tree}')" = "$(tgit rev-parse 'vmitosis^{tree}')" ] ||
+	die "the series applied to the base differs from build/linux"
+say "series applies with git am; the result is identical to build/linux"
+
+fail=0
+for p in $patches; do
+	if ! perl "$chk/linux/scripts/checkpatch.pl" --strict --quiet --no-summary --show-types \
+		--root="$chk/linux" "$p" > "$chk/checkpatch.out" 2>&1; then
+		say "checkpatch --strict: $(basename "$p")"
+		cat "$chk/checkpatch.out" >&2
+		fail=1
+	fi
+done
+[ $fail -eq 0 ] && say "checkpatch --strict: clean on all $(echo "$patches" | wc -l) patches"
+
+# Build after each patch, in order.
+i=0
+for c in $(git -C "$chk/linux" rev-list --reverse base..HEAD); do
+	i=$((i + 1))
+	git -C "$chk/linux" checkout -q "$c"
+	say "building after patch $i: $(git -C "$chk/linux" log -1 --format=%s)"
+	SRC=$chk/linux O=$chk/obj "$TOP/workbench/kernel.sh" >/dev/null ||
+		{ say "the kernel does not build after patch $i"; fail=1; break; }
+done
+[ $fail -eq 0 ] || die "series-check failed"
+say "series-check passed: applies, every patch builds, checkpatch --strict clean"

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# make test: the workbench's own checks on the host, then every test inside the emulated
+# NUMA server (workbench/rootfs/bin/vmitosis-run-tests). Prints TAP lines and ends with
+# "N passed, N failed, N skipped"; exits non-zero on any failure. The log is out/test.log.
+. "$(dirname "$0")/lib.sh"
+
+mkdir -p "$OUT"
+log=$OUT/test.log
+: > "$log"
+NODES=${NODES:-4}
+emit() { echo "$*" | tee -a "$log"; }
+check() {	# check DESCRIPTION COMMAND...
+	local d=$1 o; shift
+	if o=$("$@" 2>&1); then
+		emit "ok - $d"
+	else
+		echo "$o" | tail -n 20 | sed 's/^/# /' | tee -a "$log"
+		emit "not ok - $d"
+	fi
+}
+
+# --- on the host: the overlay, the expanded tree and the exported series agree
+wb_roundtrip() {
+	local d; d=$(mktemp -d)
+	mkdir -p "$d/patches"
+	DEST=$d "$TOP/workbench/writeback.sh" >/dev/null
+	diff -r "$TOP/patches" "$d/patches" &&
+	for k in $KERNEL_DIRS; do
+		if [ -d "$TOP/$k" ] || [ -d "$d/$k" ]; then diff -r "$TOP/$k" "$d/$k" || return 1; fi
+	done
+	local rc=$?; rm -rf "$d"; return $rc
+}
+series_applies() {
+	local d; d=$(mktemp -d)
+	OUT=$d "$TOP/workbench/series.sh" >/dev/null 2>&1 &&
+	git clone -q --shared --no-checkout "$BASE_DIR" "$d/linux" &&
+	git -C "$d/linux" checkout -q base &&
+	git -C "$d/linux" -c user.name=t -c user.email=t@invalid am -q \
+		$(ls "$d"/series/*.patch | grep -v 0000-cover-letter) &&
+	[ "$(git -C "$d/linux" rev-parse 'HEAD^{tree}')" = "$(tgit rev-parse 'vmitosis^{tree}')" ]
+	local rc=$?; rm -rf "$d"; return $rc
+}
+say "host checks"
+emit "TAP version 13"
+check "workbench: writing back the unmodified tree reproduces patches/ and the overlay" wb_roundtrip
+check "workbench: the exported series applies to the pristine base with git am and gives the tree" series_applies
+
+# --- in the emulated host
+say "booting the emulated ${NODES}-node server for the tests (TIMEOUT=${TIMEOUT:-3000} s)"
+start=$(date +%s)
+set +e
+TIMEOUT=${TIMEOUT:-3000} BOOT_TIME=1 CMD="VMITOSIS_NODES=$NODES vmitosis-run-tests" \
+	"$TOP/workbench/vm.sh" 2>&1 | tee -a "$log"
+rc=${PIPESTATUS[0]}
+set -e
+[ "$rc" -eq 0 ] || emit "not ok - the emulated host exited with status $rc"
+say "tests in the emulated host took $(( $(date +%s) - start )) s"
+
+pass=$(grep -cE '^ok ' "$log" | tr -d ' ' || true)
+skip=$(grep -E '^ok ' "$log" | grep -ciE '# SKIP' || true)
+fail=$(grep -cE '^not ok ' "$log" || true)
+pass=$(( pass - skip ))
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]
