@@ -19,8 +19,9 @@ say "series applies with git am; the result is identical to build/linux"
 
 fail=0
 for p in $patches; do
-	if ! perl "$chk/linux/scripts/checkpatch.pl" --strict --quiet --no-summary --show-types \
-		--root="$chk/linux" "$p" > "$chk/checkpatch.out" 2>&1; then
+	# checkpatch runs scripts/spdxcheck.py, which needs Debian's python3 with python3-ply.
+	if ! PATH=/usr/bin:$PATH perl "$chk/linux/scripts/checkpatch.pl" --strict --quiet --no-summary --show-types \
+		--root="$chk/linux" "$p" > "$chk/checkpatch.out" 2>&1 || [ -s "$chk/checkpatch.out" ]; then
 		say "checkpatch --strict: $(basename "$p")"
 		cat "$chk/checkpatch.out" >&2
 		fail=1

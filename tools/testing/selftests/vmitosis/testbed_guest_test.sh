@@ -10,7 +10,8 @@ DIR=$(dirname "$0")
 . "$DIR/../kselftest/ktap_helpers.sh"
 
 ktap_print_header
-if ! command -v vmitosis-guest >/dev/null || [ ! -e /dev/kvm ] || [ "${VMITOSIS_LEVEL:-}" != 1 ]; then
+if ! command -v vmitosis-guest >/dev/null || [ ! -e /dev/kvm ] ||
+   [ "${VMITOSIS_LEVEL:-}" != 1 ]; then
 	ktap_skip_all "not in the emulated host (vmitosis-guest, /dev/kvm)"
 	exit "$KSFT_SKIP"
 fi

@@ -28,12 +28,12 @@
 #include <sys/syscall.h>
 #include <linux/mempolicy.h>
 
-static volatile sig_atomic_t stop;
+static sig_atomic_t stop;
 
 static void on_signal(int sig)
 {
 	(void)sig;
-	stop = 1;
+	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
 }
 
 static size_t parse_size(const char *s)
@@ -41,15 +41,10 @@ static size_t parse_size(const char *s)
 	char *end;
 	unsigned long long v = strtoull(s, &end, 0);
 
-	switch (*end) {
-	case 'G': case 'g':
-		v <<= 10;
-		/* fall through */
-	case 'M': case 'm':
-		v <<= 10;
-		/* fall through */
-	case 'K': case 'k':
-		v <<= 10;
+	if (*end && strchr("KkMmGg", *end)) {
+		int shift = strchr("Kk", *end) ? 10 : strchr("Mm", *end) ? 20 : 30;
+
+		v <<= shift;
 		end++;
 	}
 	if (*end || !v) {
@@ -125,14 +120,24 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': size = parse_size(optarg); break;
-		case 't': thp = 1; break;
-		case 'n': thp = 0; break;
-		case 'h': hold = 1; break;
-		case 'N': node = atoi(optarg); break;
+		case 's':
+			size = parse_size(optarg);
+			break;
+		case 't':
+			thp = 1;
+			break;
+		case 'n':
+			thp = 0;
+			break;
+		case 'h':
+			hold = 1;
+			break;
+		case 'N':
+			node = atoi(optarg);
+			break;
 		default:
-			fprintf(stderr, "usage: %s [--size SIZE] [--thp|--no-thp] [--node N] [--hold]\n",
-				argv[0]);
+			fprintf(stderr, "usage: %s [--size SIZE] [--thp|--no-thp] %s\n",
+				argv[0], "[--node N] [--hold]");
 			return 2;
 		}
 	}
@@ -165,7 +170,7 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	printf("ready %zu\n", size / page);
 	fflush(stdout);
-	while (!stop)
+	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED))
 		pause();
 	bad = verify(mem, size, page);
 	printf("%s %zu\n", bad ? "corrupt" : "intact", bad);
