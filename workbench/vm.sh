@@ -58,12 +58,10 @@ printf '%s\n' "$CMD" > "$share/cmd"
 # ttyS0 (the kernel console) goes to a log, ttyS1 (CMD's output) to stdout.
 console=$BUILD/l1-console.log
 t0=$(date +%s.%N)
-qemu-system-x86_64 "${args[@]}" -serial "file:$console" -serial stdio < /dev/null 2>&1 | tr -d '\r' &
+tmo=(); [ "$TIMEOUT" -gt 0 ] && tmo=(timeout "$TIMEOUT")
+{ "${tmo[@]}" qemu-system-x86_64 "${args[@]}" -serial "file:$console" -serial stdio < /dev/null
+  echo $? > "$share/qemu.status"; } 2>&1 | tr -d '\r' &
 qpid=$!
-if [ "$TIMEOUT" -gt 0 ]; then
-	( sleep "$TIMEOUT"; pkill -f -- "path=$share,mount_tag" && touch "$share/timeout" ) &
-	wdog=$!
-fi
 booted=
 while kill -0 $qpid 2>/dev/null; do
 	if [ -z "$booted" ] && [ -s "$share/booted" ]; then
@@ -73,8 +71,7 @@ while kill -0 $qpid 2>/dev/null; do
 	sleep 0.1
 done
 wait $qpid || true
-[ -n "${wdog:-}" ] && kill "$wdog" 2>/dev/null
-[ -f "$share/timeout" ] && { say "emulated host killed after TIMEOUT=$TIMEOUT s"; exit 124; }
+[ "$(cat "$share/qemu.status" 2>/dev/null)" = 124 ] && { say "emulated host killed after TIMEOUT=$TIMEOUT s"; exit 124; }
 if [ ! -f "$share/rc" ]; then
 	say "the emulated host stopped without an exit status; the end of its console ($console):"
 	tail -n 40 "$console" >&2
