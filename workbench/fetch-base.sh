@@ -38,6 +38,18 @@ fi
 tarball=/usr/src/linux-source-6.12.tar.xz
 [ -f "$tarball" ] || die "$tarball missing after installing linux-source-6.12"
 
+# The expanded tree borrows the base's objects (git clone --shared): a new base means a new tree.
+if [ -d "$TREE/.git" ]; then
+	if [ "${FORCE:-0}" != 1 ]; then
+		generated=; [ -f "$BUILD/tree.stamp" ] && read -r _ generated < "$BUILD/tree.stamp"
+		if [ "$(tgit rev-parse HEAD)" != "$generated" ] || [ -n "$(tree_local_changes)" ]; then
+			die "build/linux has work that is not written back: 'make writeback' first (FORCE=1 drops it)"
+		fi
+	fi
+	say "the base changes: removing the expanded tree build/linux"
+	rm -rf "$TREE" "$BUILD/tree.stamp"
+fi
+
 say "unpacking $tarball ($installed) into $BASE_DIR"
 rm -rf "$BASE_DIR" "$BASE_DIR.tmp"
 mkdir -p "$BASE_DIR.tmp"

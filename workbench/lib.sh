@@ -1,6 +1,7 @@
 # Common settings for the vMitosis workbench scripts. Sourced, not run.
 # shellcheck shell=bash
 set -euo pipefail
+shopt -s inherit_errexit   # set -e inside $(...) too
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-$TOP/build}
@@ -47,5 +48,5 @@ overlay_expand() {
 # Uncommitted work in the expanded tree: modified tracked files and new files in kernel dirs.
 tree_local_changes() {
 	tgit status --porcelain --ignored=no --untracked-files=no
-	(cd "$TREE" && git ls-files --others -- $KERNEL_DIRS | sed 's/^/?? /')
+	(cd "$TREE" && git ls-files --others --exclude-standard -- $KERNEL_DIRS | sed 's/^/?? /')
 }

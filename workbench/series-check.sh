@@ -38,5 +38,12 @@ for c in $(git -C "$chk/linux" rev-list --reverse base..HEAD); do
 	SRC=$chk/linux O=$chk/obj "$TOP/workbench/kernel.sh" >/dev/null ||
 		{ say "the kernel does not build after patch $i"; fail=1; break; }
 done
+# The selftests of the series build too.
+if [ $fail -eq 0 ]; then
+	make -s -C "$chk/obj" ARCH=x86_64 headers_install INSTALL_HDR_PATH="$chk/obj/usr" >/dev/null &&
+	make -s -C "$chk/linux/tools/testing/selftests/vmitosis" OUTPUT="$chk/selftests" \
+		KHDR_INCLUDES="-isystem $chk/obj/usr/include" >/dev/null ||
+		{ say "the vmitosis selftests do not build"; fail=1; }
+fi
 [ $fail -eq 0 ] || die "series-check failed"
 say "series-check passed: applies, every patch builds, checkpatch --strict clean"

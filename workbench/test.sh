@@ -60,5 +60,5 @@ pass=$(grep -cE '^ok ' "$log" | tr -d ' ' || true)
 skip=$(grep -E '^ok ' "$log" | grep -ciE '# SKIP' || true)
 fail=$(grep -cE '^not ok ' "$log" || true)
 pass=$(( pass - skip ))
-echo "$pass passed, $fail failed, $skip skipped"
+echo "$pass passed, $fail failed, $skip skipped" | tee -a "$log"
 [ "$fail" -eq 0 ]

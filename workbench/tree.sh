@@ -40,7 +40,9 @@ build_commits() {
 			GIT_INDEX_FILE=$idx tgit apply --cached --whitespace=nowarn "$p" 2>"$tmp/err" ||
 				die "patches/$patch does not apply: $(cat "$tmp/err")"
 		fi
-		for f in $(cd "$TOP" && overlay_expand $paths); do
+		local files
+		files=$(overlay_expand $paths)
+		for f in $files; do
 			echo "$f" >> "$tmp/claimed"
 			mode=100644; [ -x "$TOP/$f" ] && mode=100755
 			blob=$(tgit hash-object -w --path="$f" "$TOP/$f")
@@ -90,9 +92,9 @@ fi
 want=$(inputs_hash)
 if [ -f "$stamp" ]; then
 	read -r have generated < "$stamp"
-	if [ "$have" = "$want" ] && [ "$(tgit rev-parse HEAD)" = "$generated" ]; then
-		exit 0
-	fi
+	# Inputs unchanged: nothing to expand. Commits or edits made in build/linux since are the
+	# developer's work in progress, built as they are.
+	[ "$have" = "$want" ] && exit 0
 	if [ "${FORCE:-0}" != 1 ]; then
 		[ "$(tgit rev-parse HEAD)" = "$generated" ] ||
 			die "build/linux has commits that are not written back: run 'make writeback' (or FORCE=1 to discard them)"

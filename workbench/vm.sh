@@ -59,8 +59,8 @@ printf '%s\n' "$CMD" > "$share/cmd"
 console=$BUILD/l1-console.log
 t0=$(date +%s.%N)
 tmo=(); [ "$TIMEOUT" -gt 0 ] && tmo=(timeout "$TIMEOUT")
-{ "${tmo[@]}" qemu-system-x86_64 "${args[@]}" -serial "file:$console" -serial stdio < /dev/null
-  echo $? > "$share/qemu.status"; } 2>&1 | tr -d '\r' &
+{ st=0; "${tmo[@]}" qemu-system-x86_64 "${args[@]}" -serial "file:$console" -serial stdio \
+	< /dev/null || st=$?; echo "$st" > "$share/qemu.status"; } 2>&1 | sed -u 's/\r$//' &
 qpid=$!
 booted=
 while kill -0 $qpid 2>/dev/null; do

@@ -19,8 +19,11 @@ if [ "$DEST" = "$TOP" ]; then
 both sides were edited: commit or stash the repository side, or 'make tree FORCE=1' to drop the tree side"
 fi
 
-# --- 1. fold uncommitted edits into their patches
-untracked=$(cd "$TREE" && git ls-files --others -- $KERNEL_DIRS)
+# --- 1. fold uncommitted edits into their patches (only when writing to the repository)
+if [ "$DEST" != "$TOP" ]; then
+	[ -z "$(tree_local_changes)" ] || die "build/linux has uncommitted changes"
+fi
+untracked=$(cd "$TREE" && git ls-files --others --exclude-standard -- $KERNEL_DIRS)
 [ -z "$untracked" ] || die "new files not committed in build/linux; add them to the commit they belong to
 (git commit --fixup=<sha>, then git rebase -i --autosquash base) or commit them as a new patch:
 $untracked"

@@ -15,8 +15,10 @@ if ! command -v vmitosis-guest >/dev/null || [ ! -e /dev/kvm ] ||
 	ktap_skip_all "not in the emulated host (vmitosis-guest, /dev/kvm)"
 	exit "$KSFT_SKIP"
 fi
-ktap_set_plan 6
+ktap_set_plan 7
 
+# Every guest is bounded in time; one left behind by an interruption is taken down.
+trap 'kill $gpid 2>/dev/null' EXIT
 hnodes=$(cat /sys/devices/system/node/online)
 nh=$(ls -d /sys/devices/system/node/node[0-9]* | wc -l)
 
@@ -29,17 +31,23 @@ check() {	# check DESCRIPTION EXPECTED ACTUAL
 	fi
 }
 
-out=$(vmitosis-guest --numa=visible -- cat /sys/devices/system/node/online)
+out=$(vmitosis-guest --numa=visible --timeout 300 -- cat /sys/devices/system/node/online)
 check "visible guest has the host's nodes ($hnodes)" "$hnodes" "$out"
 
-out=$(vmitosis-guest --numa=oblivious -- cat /sys/devices/system/node/online)
+out=$(vmitosis-guest --numa=oblivious --timeout 300 -- cat /sys/devices/system/node/online)
 check "oblivious guest has one node" "0" "$out"
 
-vmitosis-guest --numa=oblivious -- sh -c 'exit 7'
+vmitosis-guest --numa=oblivious --timeout 300 -- sh -c 'exit 7'
 check "guest command exit status is returned" 7 $?
 
+t0=$(cut -d. -f1 /proc/uptime)
+vmitosis-guest --numa=oblivious --timeout 30 -- sleep 600
+rc=$? took=$(( $(cut -d. -f1 /proc/uptime) - t0 ))
+[ $took -lt 120 ] || rc="$rc after $took s"
+check "a guest that outlives --timeout is killed, status 124" 124 "$rc"
+
 # Inside a visible guest: every node has CPUs and memory, SLIT present.
-out=$(vmitosis-guest --numa=visible -- env VMITOSIS_NODES="$nh" "$DIR/testbed_test" 2>&1)
+out=$(vmitosis-guest --numa=visible --timeout 300 -- env VMITOSIS_NODES="$nh" "$DIR/testbed_test" 2>&1)
 rc=$?
 [ $rc -eq 0 ] || echo "$out" | sed 's/^/# L2: /'
 check "testbed_test passes in the visible guest" 0 $rc
@@ -48,7 +56,7 @@ check "testbed_test passes in the visible guest" 0 $rc
 # CPUs, and each node's memory backend is bound to its host node.
 share=/tmp/testbed-guest.$$
 mkdir -p "$share"
-vmitosis-guest --numa=visible --share "$share" --pidfile "$share/qemu.pid" -- \
+vmitosis-guest --numa=visible --timeout 300 --share "$share" --pidfile "$share/qemu.pid" -- \
 	sh -c 'touch /share/up; while [ ! -e /share/done ]; do sleep 0.2; done' &
 gpid=$!
 n=0

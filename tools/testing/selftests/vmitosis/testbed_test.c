@@ -79,7 +79,7 @@ static long node_meminfo_kb(int node, const char *field)
 		char *f = strchr(p, ':');
 
 		/* "Node 0 MemTotal:" */
-		if (f && f - p > (long)flen && f[-flen - 1] == ' ' &&
+		if (f && f - p > (long)flen && *(f - flen - 1) == ' ' &&
 		    !strncmp(f - flen, field, flen))
 			return strtol(f + 1, NULL, 10);
 	}
@@ -310,7 +310,10 @@ TEST(kvm_vcpu_runs_on_tdp_paging)
 	 * at least the three tables below the root on the way to a 4K leaf (the
 	 * root itself is not counted in SecPageTables).
 	 */
-	mapped = vm_stat(vm, "pages_4k") + 512 * vm_stat(vm, "pages_2m");
+	mapped = vm_stat(vm, "pages_4k");
+	ASSERT_GE(mapped, 0);
+	ASSERT_GE(vm_stat(vm, "pages_2m"), 0);
+	mapped += 512 * vm_stat(vm, "pages_2m");
 	EXPECT_GE(mapped, NR_PAGES);
 	after = sec_pagetables_kb();
 	EXPECT_GE(after - before, 3 * 4) TH_LOG("SecPageTables %ld -> %ld kB", before, after);

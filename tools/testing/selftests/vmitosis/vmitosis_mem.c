@@ -28,12 +28,9 @@
 #include <sys/syscall.h>
 #include <linux/mempolicy.h>
 
-static sig_atomic_t stop;
-
 static void on_signal(int sig)
 {
 	(void)sig;
-	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
 }
 
 static size_t parse_size(const char *s)
@@ -116,6 +113,7 @@ int main(int argc, char **argv)
 	};
 	size_t size = 64 << 20, page = sysconf(_SC_PAGESIZE), off, bad;
 	int thp = -1, hold = 0, node = -1, c;
+	sigset_t stop, old;
 	unsigned char *mem;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -166,12 +164,16 @@ int main(int argc, char **argv)
 	if (!hold)
 		return 0;
 
+	/* Blocked until sigsuspend(): a signal sent right after "ready" is not lost. */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigprocmask(SIG_BLOCK, &stop, &old);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	printf("ready %zu\n", size / page);
 	fflush(stdout);
-	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED))
-		pause();
+	sigsuspend(&old);
 	bad = verify(mem, size, page);
 	printf("%s %zu\n", bad ? "corrupt" : "intact", bad);
 	return bad ? 1 : 0;
