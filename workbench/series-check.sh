@@ -40,6 +40,7 @@ for c in $(git -C "$chk/linux" rev-list --reverse base..HEAD); do
 done
 # The selftests of the series build too.
 if [ $fail -eq 0 ]; then
+	mkdir -p "$chk/selftests"
 	make -s -C "$chk/obj" ARCH=x86_64 headers_install INSTALL_HDR_PATH="$chk/obj/usr" >/dev/null &&
 	make -s -C "$chk/linux/tools/testing/selftests/vmitosis" OUTPUT="$chk/selftests" \
 		KHDR_INCLUDES="-isystem $chk/obj/usr/include" >/dev/null ||
