@@ -38,7 +38,7 @@ ncpu=$(( NODES * CPUS ))
 args=(-accel tcg,thread=multi -cpu max -nodefaults -no-reboot -display none
       -smp "$ncpu,sockets=$NODES,cores=$CPUS,threads=1" -m "$(( nodemb * NODES ))M"
       -kernel "$OBJ/arch/x86/boot/bzImage" -initrd "$BUILD/initramfs-l1.cpio"
-      -append "console=ttyS0 quiet panic=-1 vmitosis.level=1 $APPEND"
+      -append "console=ttyS0 loglevel=7 panic=-1 vmitosis.level=1 $APPEND"
       -virtfs "local,path=$share,mount_tag=vmshare,security_model=none,id=vmshare")
 for ((i = 0; i < NODES; i++)); do
 	args+=(-object "memory-backend-ram,id=m$i,size=${nodemb}M"
@@ -55,8 +55,10 @@ if [ -z "$CMD" ]; then
 fi
 
 printf '%s\n' "$CMD" > "$share/cmd"
-# ttyS0 (the kernel console) goes to a log, ttyS1 (CMD's output) to stdout.
+# ttyS0 (the kernel console) goes to a log, ttyS1 (CMD's output) to stdout. QEMU logs CPU
+# resets (a triple fault ends the run quietly under -no-reboot) to another.
 console=$BUILD/l1-console.log
+args+=(-d cpu_reset -D "$BUILD/l1-qemu.log")
 t0=$(date +%s.%N)
 tmo=(); [ "$TIMEOUT" -gt 0 ] && tmo=(timeout "$TIMEOUT")
 { st=0; "${tmo[@]}" qemu-system-x86_64 "${args[@]}" -serial "file:$console" -serial stdio \
@@ -73,8 +75,10 @@ done
 wait $qpid || true
 [ "$(cat "$share/qemu.status" 2>/dev/null)" = 124 ] && { say "emulated host killed after TIMEOUT=$TIMEOUT s"; exit 124; }
 if [ ! -f "$share/rc" ]; then
-	say "the emulated host stopped without an exit status; the end of its console ($console):"
+	say "the emulated host stopped without an exit status (QEMU status $(cat "$share/qemu.status" 2>/dev/null)); the end of its console ($console):"
 	tail -n 40 "$console" >&2
+	resets=$(grep -c "CPU Reset" "$BUILD/l1-qemu.log" 2>/dev/null || true)
+	say "QEMU logged $resets CPU resets (build/l1-qemu.log; one per CPU at power-on)"
 	exit 125
 fi
 exit "$(cat "$share/rc")"
