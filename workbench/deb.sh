@@ -4,6 +4,7 @@
 # vMitosis options turned on; the packages land in out/deb/.
 . "$(dirname "$0")/lib.sh"
 
+"$TOP/workbench/deps.sh" debhelper   # bindeb-pkg checks debhelper-compat
 src=${KCONFIG:-/boot/config-$(uname -r)}
 [ -f "$src" ] || die "no kernel configuration to start from: set KCONFIG=/path/to/.config"
 O=$BUILD/obj-deb

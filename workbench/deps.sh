@@ -6,8 +6,9 @@
 PKGS="build-essential flex bison bc libelf-dev libssl-dev cpio ccache rsync xz-utils kmod
       python3 python3-ply python3-git perl git qemu-system-x86 busybox-static dpkg-dev fakeroot gnuplot-nox"
 
+# Extra packages a target needs may be given as arguments (make deb: debhelper).
 missing=()
-for p in $PKGS; do
+for p in $PKGS "$@"; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -12,7 +12,8 @@ kmake() { make -s -C "$SRC" O="$O" ARCH=x86_64 CC="ccache gcc" HOSTCC="ccache gc
 
 # Reconfigure when the fragment or any Kconfig file changed.
 cfgstamp=$O/.vmitosis-config
-want=$({ cat "$FRAG"; cd "$SRC" && git ls-files -s -- 'Kconfig*' '*/Kconfig*' 2>/dev/null || find . -name 'Kconfig*' -newer "$O/.config"; } | sha1sum | cut -d' ' -f1)
+want=$({ cat "$FRAG"; find "$SRC" -name 'Kconfig*' -not -path '*/.git/*' | sort | xargs cat; } |
+	sha1sum | cut -d' ' -f1)
 if [ ! -f "$O/.config" ] || [ "$(cat "$cfgstamp" 2>/dev/null)" != "$want" ]; then
 	say "configuring: tinyconfig + workbench/kernel.config"
 	kmake tinyconfig >/dev/null
