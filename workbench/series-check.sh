@@ -31,11 +31,13 @@ done
 
 # Build after each patch, in order.
 i=0
+final=$(git -C "$chk/linux" rev-parse HEAD)
 for c in $(git -C "$chk/linux" rev-list --reverse base..HEAD); do
 	i=$((i + 1))
 	git -C "$chk/linux" checkout -q "$c"
 	say "building after patch $i: $(git -C "$chk/linux" log -1 --format=%s)"
-	SRC=$chk/linux O=$chk/obj "$TOP/workbench/kernel.sh" >/dev/null ||
+	last=0; [ "$c" = "$final" ] && last=1
+	CHECK_FRAGMENT=$last SRC=$chk/linux O=$chk/obj "$TOP/workbench/kernel.sh" >/dev/null ||
 		{ say "the kernel does not build after patch $i"; fail=1; break; }
 done
 # The selftests of the series build too.

@@ -96,9 +96,9 @@ static int pt_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next,
 {
 	struct pt_walk *w = walk->private;
 	struct vm_area_struct *vma = walk->vma;
-	unsigned long a;
-	spinlock_t *ptl;
+	spinlock_t *ptl;	/* of the huge PMD, or of the PTE table */
 	pte_t *start, *pte;
+	unsigned long a;
 
 	pt_table(w, 2, addr, pmd);
 	ptl = pmd_trans_huge_lock(pmd, vma);

@@ -105,7 +105,8 @@ static int parse_dump(struct pt_dump *d, unsigned long lo, unsigned long hi)
 				break;
 			}
 			if (addr + (4096UL << (9 * level)) > lo && addr < hi && d->nr_tables < 1024)
-				d->tables[d->nr_tables++] = (struct table){ addr, pfn, level, node };
+				d->tables[d->nr_tables++] =
+					(struct table){ addr, pfn, level, node };
 		} else if (sscanf(line, "leaf %lx %d %lx %d", &addr, &level, &pfn, &node) == 4) {
 			if (!d->has_pgd || level < 1 || level > 3) {
 				ret = -EINVAL;
@@ -245,7 +246,7 @@ TEST(unprivileged_open_is_refused)
 }
 
 struct churn {
-	volatile int stop;
+	int stop;		/* __atomic */
 	long ops;
 };
 
@@ -254,7 +255,7 @@ static void *churn(void *arg)
 	struct churn *c = arg;
 
 	/* Faults, mprotect, munmap and THP collapse candidates, in a loop. */
-	while (!c->stop) {
+	while (!__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) {
 		char *p = populate(4 * SZ_2M, c->ops & 1);
 
 		if (!p)
@@ -284,7 +285,7 @@ TEST(dump_is_safe_during_mapping_changes)
 		reads++;
 		clock_gettime(CLOCK_MONOTONIC, &t);
 	} while (t.tv_sec - t0.tv_sec < 5);
-	c.stop = 1;
+	__atomic_store_n(&c.stop, 1, __ATOMIC_RELAXED);
 	pthread_join(a, NULL);
 	pthread_join(b, NULL);
 	TH_LOG("%d reads during %ld mapping changes", reads, c.ops);

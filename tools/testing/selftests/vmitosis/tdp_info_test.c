@@ -15,6 +15,7 @@
 #include "vmitosis_util.h"
 
 #define MAX_LEVEL	5
+#define TABLES		"root 0 tables level "
 
 struct tdp_dump {
 	int root_level, root_node, nr_roots, nr_tables, nr_leaves;
@@ -192,16 +193,18 @@ TEST(dump_shows_tables_and_leaves_on_their_nodes)
 	EXPECT_NE(NULL, strstr(buf, path)) TH_LOG("%s", buf);
 	EXPECT_EQ(NULL, strstr(buf, "root 1 ")) TH_LOG("%s", buf);
 	EXPECT_NE(NULL, strstr(buf, "vcpu 0 root 0\n")) TH_LOG("%s", buf);
-	for (p = strstr(buf, "root 0 tables level "); p; p = strstr(p + 1, "root 0 tables level ")) {
-		int n = 0, count;
-		char *q = strchr(p, ':') + 1;
+	for (p = strstr(buf, TABLES); p; p = strstr(p + 1, TABLES)) {
+		char *q = strchr(p, ':') + 1, *end;
+		long count;
+		int n;
 
-		for (; sscanf(q, "%d", &count) == 1; n++) {
+		for (n = 0; ; n++) {
+			count = strtol(q, &end, 10);
+			if (end == q)
+				break;
 			/* tables on @node only, and some there */
 			EXPECT_EQ(n == node, count > 0) TH_LOG("%.40s", p);
-			q = strpbrk(q + 1, " \n");
-			if (!q || *q == '\n')
-				break;
+			q = end;
 		}
 	}
 	free(d);
@@ -210,7 +213,7 @@ TEST(dump_shows_tables_and_leaves_on_their_nodes)
 
 struct stress {
 	struct rm_vm *v;
-	volatile int stop;
+	int stop;		/* __atomic */
 	int runs, zaps, bad;
 };
 
@@ -218,7 +221,7 @@ static void *run_vcpu(void *arg)
 {
 	struct stress *s = arg;
 
-	while (!s->stop) {
+	while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
 		if (rm_vm_run(s->v) != KVM_EXIT_HLT)
 			s->bad++;
 		s->runs++;
@@ -231,7 +234,7 @@ static void *zap(void *arg)
 	struct stress *s = arg;
 
 	/* MMU-notifier invalidations: KVM zaps the leaves and may free tables. */
-	while (!s->stop) {
+	while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
 		if (madvise(s->v->mem + FIRST_PAGE, NR_PAGES * 4096, MADV_DONTNEED))
 			s->bad++;
 		s->zaps++;
@@ -274,7 +277,7 @@ TEST(dump_is_safe_during_faults_and_zaps)
 		reads++;
 		clock_gettime(CLOCK_MONOTONIC, &t);
 	} while (t.tv_sec - t0.tv_sec < 5);
-	s.stop = 1;
+	__atomic_store_n(&s.stop, 1, __ATOMIC_RELAXED);
 	pthread_join(a, NULL);
 	pthread_join(b, NULL);
 	TH_LOG("%d reads, %d guest runs, %d zaps", reads, s.runs, s.zaps);

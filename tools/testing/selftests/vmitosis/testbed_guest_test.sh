@@ -47,7 +47,8 @@ rc=$? took=$(( $(cut -d. -f1 /proc/uptime) - t0 ))
 check "a guest that outlives --timeout is killed, status 124" 124 "$rc"
 
 # Inside a visible guest: every node has CPUs and memory, SLIT present.
-out=$(vmitosis-guest --numa=visible --timeout 300 -- env VMITOSIS_NODES="$nh" "$DIR/testbed_test" 2>&1)
+out=$(vmitosis-guest --numa=visible --timeout 300 -- \
+	env VMITOSIS_NODES="$nh" "$DIR/testbed_test" 2>&1)
 rc=$?
 [ $rc -eq 0 ] || echo "$out" | sed 's/^/# L2: /'
 check "testbed_test passes in the visible guest" 0 $rc
