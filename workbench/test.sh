@@ -45,6 +45,15 @@ emit "TAP version 13"
 check "workbench: writing back the unmodified tree reproduces patches/ and the overlay" wb_roundtrip
 check "workbench: the exported series applies to the pristine base with git am and gives the tree" series_applies
 
+# --- the page-walk locality analyzer, on hand-built page tables (one TAP line per case)
+arc=0; out=$(/usr/bin/python3 "$TREE/tools/vmitosis/walk_locality_test.py" -v 2>&1) || arc=$?
+echo "$out" | sed -n -E 's/^(test_[a-z0-9_]+) \(.*\) \.\.\. ok$/ok - analyzer: \1/p;
+	s/^(test_[a-z0-9_]+) \(.*\) \.\.\. (FAIL|ERROR)$/not ok - analyzer: \1/p' | tee -a "$log"
+if [ $arc -ne 0 ]; then
+	echo "$out" | tail -n 30 | sed 's/^/# /' | tee -a "$log"
+	emit "not ok - analyzer: its tests exited with status $arc"
+fi
+
 # --- in the emulated host
 say "booting the emulated ${NODES}-node server for the tests (TIMEOUT=${TIMEOUT:-3000} s)"
 start=$(date +%s)
