@@ -57,8 +57,11 @@ fi
 # --- in the emulated host
 say "booting the emulated ${NODES}-node server for the tests (TIMEOUT=${TIMEOUT:-3000} s)"
 start=$(date +%s)
+share=$BUILD/test-share
 in_vm() {	# in_vm LOG
-	TIMEOUT=${TIMEOUT:-3000} BOOT_TIME=1 CMD="VMITOSIS_NODES=$NODES vmitosis-run-tests" \
+	rm -rf "$share"
+	SHARE=$share TIMEOUT=${TIMEOUT:-3000} BOOT_TIME=1 \
+		CMD="VMITOSIS_NODES=$NODES vmitosis-run-tests" \
 		"$TOP/workbench/vm.sh" 2>&1 | tee "$1"
 	return "${PIPESTATUS[0]}"
 }
@@ -79,6 +82,24 @@ fi
 set -e
 cat "$OUT/test-vm.log" >> "$log"
 [ "$rc" -eq 0 ] || emit "not ok - the emulated host exited with status $rc"
+
+# The analyzer on live page tables: a process bound to one node from its exec on walks 100%
+# locally from that node and 0% from every other.
+live_check() {
+	local node res
+	node=$(cat "$share/live/node") || return 1
+	res=$(/usr/bin/python3 "$TREE/tools/vmitosis/walk_locality.py" --gpt "$share/live/pt_dump" \
+		--sockets "$NODES" --json) || return 1
+	echo "$res" | /usr/bin/python3 -c '
+import json, sys
+node = int(sys.argv[1])
+s = json.load(sys.stdin)["sockets"]
+bad = [(e["socket"], e["gpt_local"]) for e in s
+       if e["gpt_local"] != (1.0 if e["socket"] == node else 0.0) or not e["translations"]]
+print("gpt_local per socket:", [(e["socket"], e["gpt_local"]) for e in s])
+sys.exit(1 if bad or len(s) < 2 else 0)' "$node"
+}
+check "analyzer: a process bound to one node walks 100% locally from it, 0% from the others" live_check
 say "tests in the emulated host took $(( $(date +%s) - start )) s"
 
 pass=$(grep -cE '^ok ' "$log" | tr -d ' ' || true)

@@ -7,11 +7,8 @@
  * safe to read while the process changes its mappings, and are root only.
  */
 #include <pthread.h>
-#include <sched.h>
 #include <time.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <linux/mempolicy.h>
 
 #include "../kselftest_harness.h"
 #include "vmitosis_util.h"
@@ -34,47 +31,6 @@ struct pt_dump {
 	struct leaf *leaves;
 	struct table *tables;
 };
-
-static int bind_node(int node)
-{
-	unsigned long mask = 1UL << node;
-	unsigned char cpus[1024] = { 0 };
-	char path[96], buf[1024];
-	cpu_set_t set;
-	int cpu;
-
-	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/cpulist", node);
-	if (read_file(path, buf, sizeof(buf)) < 0 || parse_list(buf, cpus, sizeof(cpus)) <= 0)
-		return -1;
-	CPU_ZERO(&set);
-	for (cpu = 0; cpu < (int)sizeof(cpus); cpu++)
-		if (cpus[cpu])
-			CPU_SET(cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set))
-		return -1;
-	return syscall(SYS_set_mempolicy, MPOL_BIND, &mask, sizeof(mask) * 8);
-}
-
-static int page_node(void *addr)
-{
-	int node = -1;
-
-	if (syscall(SYS_get_mempolicy, &node, NULL, 0, addr, MPOL_F_NODE | MPOL_F_ADDR))
-		return -1;
-	return node;
-}
-
-static int last_node(void)
-{
-	unsigned char nodes[MAX_NODES];
-	int n;
-
-	if (online_nodes(nodes) <= 0)
-		return 0;
-	for (n = MAX_NODES - 1; n > 0 && !nodes[n]; n--)
-		;
-	return n;
-}
 
 /* Parse /proc/self/pt_dump, keeping what lies in [lo, hi); 0 if well formed. */
 static int parse_dump(struct pt_dump *d, unsigned long lo, unsigned long hi)

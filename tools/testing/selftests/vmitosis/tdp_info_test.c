@@ -6,10 +6,7 @@
  * read while the VM faults and the host zaps its mappings.
  */
 #include <pthread.h>
-#include <sched.h>
 #include <time.h>
-#include <sys/syscall.h>
-#include <linux/mempolicy.h>
 
 #include "../kselftest_harness.h"
 #include "vmitosis_util.h"
@@ -25,48 +22,6 @@ struct tdp_dump {
 	unsigned long long leaf_gfn[1024];
 	int leaf_level[1024], leaf_node[1024];
 };
-
-/* Run on the CPUs of @node and allocate from it only (page tables included). */
-static int bind_node(int node)
-{
-	unsigned long mask = 1UL << node;
-	unsigned char cpus[1024] = { 0 };
-	char path[96], buf[1024];
-	cpu_set_t set;
-	int cpu;
-
-	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/cpulist", node);
-	if (read_file(path, buf, sizeof(buf)) < 0 || parse_list(buf, cpus, sizeof(cpus)) <= 0)
-		return -1;
-	CPU_ZERO(&set);
-	for (cpu = 0; cpu < (int)sizeof(cpus); cpu++)
-		if (cpus[cpu])
-			CPU_SET(cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set))
-		return -1;
-	return syscall(SYS_set_mempolicy, MPOL_BIND, &mask, sizeof(mask) * 8);
-}
-
-static int page_node(void *addr)
-{
-	int node = -1;
-
-	if (syscall(SYS_get_mempolicy, &node, NULL, 0, addr, MPOL_F_NODE | MPOL_F_ADDR))
-		return -1;
-	return node;
-}
-
-static int last_node(void)
-{
-	unsigned char nodes[MAX_NODES];
-	int n;
-
-	if (online_nodes(nodes) <= 0)
-		return 0;
-	for (n = MAX_NODES - 1; n > 0 && !nodes[n]; n--)
-		;
-	return n;
-}
 
 /* Parse tdp_pt_dump; 0 when every line is a known record and the first root comes first. */
 static int parse_dump(const char *dir, struct tdp_dump *d)

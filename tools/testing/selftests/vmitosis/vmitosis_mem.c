@@ -6,8 +6,9 @@
  *
  *   vmitosis_mem [--size SIZE] [--thp|--no-thp] [--node N] [--hold]
  *
- * --node N runs the process on the CPUs of node N and binds its memory there
- * (page tables included, since they are allocated by the faulting thread).
+ * --node N runs the process on the CPUs of node N and binds its memory there,
+ * page tables included: it re-executes itself bound, so that even its PGD is
+ * allocated there.
  *
  * With --hold, "ready" is printed once the memory is populated; on SIGTERM or
  * SIGINT the contents are verified again. Exit status 0 when the data is intact.
@@ -140,8 +141,18 @@ int main(int argc, char **argv)
 		}
 	}
 
-	if (node >= 0 && bind_to_node(node)) {
-		fprintf(stderr, "cannot bind to node %d: %s\n", node, strerror(errno));
+	if (node >= 0 && !getenv("VMITOSIS_MEM_BOUND")) {
+		if (bind_to_node(node)) {
+			fprintf(stderr, "cannot bind to node %d: %s\n", node, strerror(errno));
+			return 1;
+		}
+		/*
+		 * Start again bound: exec builds a new mm, so every page table of
+		 * the process, the PGD included, is allocated on @node.
+		 */
+		setenv("VMITOSIS_MEM_BOUND", "1", 1);
+		execv("/proc/self/exe", argv);
+		perror("exec");
 		return 1;
 	}
 	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -8,6 +8,7 @@
 #define VMITOSIS_UTIL_H
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,8 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <linux/mempolicy.h>
 #include <linux/kvm.h>
 
 #define MAX_NODES	64
@@ -191,6 +194,48 @@ static const unsigned char guest_code[] = {
 #define GUEST_MEM	0x100000
 #define FIRST_PAGE	0x10000
 #define NR_PAGES	144
+
+/* Run on the CPUs of @node and allocate from it only (page tables included). */
+static inline int bind_node(int node)
+{
+	unsigned long mask = 1UL << node;
+	unsigned char cpus[1024] = { 0 };
+	char path[96], buf[1024];
+	cpu_set_t set;
+	int cpu;
+
+	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/cpulist", node);
+	if (read_file(path, buf, sizeof(buf)) < 0 || parse_list(buf, cpus, sizeof(cpus)) <= 0)
+		return -1;
+	CPU_ZERO(&set);
+	for (cpu = 0; cpu < (int)sizeof(cpus); cpu++)
+		if (cpus[cpu])
+			CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		return -1;
+	return syscall(SYS_set_mempolicy, MPOL_BIND, &mask, sizeof(mask) * 8);
+}
+
+static inline int page_node(void *addr)
+{
+	int node = -1;
+
+	if (syscall(SYS_get_mempolicy, &node, NULL, 0, addr, MPOL_F_NODE | MPOL_F_ADDR))
+		return -1;
+	return node;
+}
+
+static inline int last_node(void)
+{
+	unsigned char nodes[MAX_NODES];
+	int n;
+
+	if (online_nodes(nodes) <= 0)
+		return 0;
+	for (n = MAX_NODES - 1; n > 0 && !nodes[n]; n--)
+		;
+	return n;
+}
 
 struct rm_vm {
 	int kvm, vm, vcpu;
