@@ -99,8 +99,11 @@ static struct leaf *find_leaf(struct pt_dump *d, unsigned long addr)
 	return NULL;
 }
 
-/* An anonymous region aligned to 2M, populated with 4K pages or one THP per 2M. */
-static char *populate(size_t size, int thp)
+/*
+ * An anonymous region aligned to 2M, populated with 4K pages or one THP per
+ * 2M; the whole mapping, @size + 2M from *@rawp, is the caller's to unmap.
+ */
+static char *populate(size_t size, int thp, char **rawp)
 {
 	char *raw = mmap(NULL, size + SZ_2M, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -109,6 +112,7 @@ static char *populate(size_t size, int thp)
 
 	if (raw == MAP_FAILED)
 		return NULL;
+	*rawp = raw;
 	p = (char *)(((unsigned long)raw + SZ_2M - 1) & ~(SZ_2M - 1));
 	if (madvise(p, size, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE))
 		return NULL;
@@ -126,12 +130,12 @@ TEST(process_tables_and_leaves_on_their_nodes)
 {
 	struct pt_dump d = { 0 };
 	int node = last_node(), i;
-	char buf[1024], *p, *q;
+	char buf[1024], *p, *q, *raw;
 	unsigned long off;
 	long count;
 
 	ASSERT_EQ(0, bind_node(node));
-	p = populate(REGION, 0);
+	p = populate(REGION, 0, &raw);
 	ASSERT_NE(NULL, p);
 	ASSERT_EQ(0, parse_dump(&d, (unsigned long)p, (unsigned long)p + REGION));
 	for (off = 0; off < REGION; off += 4096) {
@@ -161,12 +165,12 @@ TEST(huge_page_reported_not_split)
 {
 	struct pt_dump d = { 0 };
 	struct leaf *l;
-	char *p;
+	char *p, *raw;
 	int i;
 
 	if (access("/sys/kernel/mm/transparent_hugepage/enabled", R_OK))
 		SKIP(return, "no transparent huge pages");
-	p = populate(SZ_2M, 1);
+	p = populate(SZ_2M, 1, &raw);
 	ASSERT_NE(NULL, p);
 	for (i = 0; i < 2; i++) {
 		ASSERT_EQ(0, parse_dump(&d, (unsigned long)p, (unsigned long)p + SZ_2M));
@@ -212,13 +216,13 @@ static void *churn(void *arg)
 
 	/* Faults, mprotect, munmap and THP collapse candidates, in a loop. */
 	while (!__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) {
-		char *p = populate(4 * SZ_2M, c->ops & 1);
+		char *raw, *p = populate(4 * SZ_2M, c->ops & 1, &raw);
 
 		if (!p)
 			break;
 		mprotect(p, SZ_2M, PROT_READ);
 		munmap(p + SZ_2M, SZ_2M);
-		munmap(p - SZ_2M, 6 * SZ_2M);
+		munmap(raw, 5 * SZ_2M);
 		c->ops++;
 	}
 	return NULL;
