@@ -73,7 +73,8 @@ for c in $(tgit rev-list --reverse base..HEAD); do
 		fi
 	done < <(tgit diff-tree --no-commit-id -r --name-status --no-renames "$c")
 	{
-		tgit log -1 --format='From: %an <%ae>%nDate: %aD%nSubject: [PATCH] %s%n%n%b' "$c" | sed -e '$!b' -e '/^$/d'
+		# An mbox header, as git format-patch writes it (checkpatch.pl reads the patch right then).
+		tgit log -1 --format='From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001%nFrom: %an <%ae>%nDate: %aD%nSubject: [PATCH] %s%n%n%b' "$c" | sed -e '$!b' -e '/^$/d'
 		if [ ${#rest[@]} -gt 0 ]; then
 			echo "---"
 			tgit diff --stat=72 --summary "$c^" "$c" -- "${rest[@]}"
