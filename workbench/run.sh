@@ -8,9 +8,24 @@ mkdir -p "$OUT"
 NODES=${NODES:-4}
 say "booting the emulated ${NODES}-socket server (QEMU TCG, -cpu max, SRAT/SLIT)"
 start=$(date +%s)
+share=$BUILD/run-share
+rm -rf "$share"
 set +e
-BOOT_TIME=1 CMD="vmitosis-pt-placement ${RUN_ARGS:-}" "$TOP/workbench/vm.sh" 2>&1 | tee "$OUT/run.txt"
+SHARE=$share BOOT_TIME=1 CMD="vmitosis-pt-placement ${RUN_ARGS:-}" "$TOP/workbench/vm.sh" 2>&1 |
+	tee "$OUT/run.txt"
 rc=${PIPESTATUS[0]}
 set -e
+
+# The two-dimensional walk of every page of the guest process, replayed from the dumps taken
+# while it held its memory: per host socket, how many gPT and ePT accesses are local.
+for d in "$share"/walks/*/; do
+	[ -f "$d/gpt.dump" ] || continue
+	{
+		echo
+		echo "== 2D page walks of the guest process, NUMA-$(basename "$d") guest (tools/vmitosis/walk_locality.py)"
+		/usr/bin/python3 "$TREE/tools/vmitosis/walk_locality.py" --gpt "$d/gpt.dump" \
+			--ept "$d/ept.dump" --sockets "$NODES" | sed 's/^/  /'
+	} | tee -a "$OUT/run.txt"
+done
 say "done in $(( $(date +%s) - start )) s; written to out/run.txt"
 exit "$rc"
