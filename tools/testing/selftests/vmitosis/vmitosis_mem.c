@@ -4,11 +4,14 @@
  * depends on its address, and verify it; optionally hold it until a signal so
  * that page-table placement can be inspected while the mapping is populated.
  *
- *   vmitosis_mem [--size SIZE] [--thp|--no-thp] [--node N] [--hold]
+ *   vmitosis_mem [--size SIZE] [--thp|--no-thp] [--node N [--move-to M]] [--hold]
  *
  * --node N runs the process on the CPUs of node N and binds its memory there,
  * page tables included: it re-executes itself bound, so that even its PGD is
- * allocated there.
+ * allocated there. --move-to M then moves the process to node M once its
+ * memory is populated, the way a task is moved between sockets: its CPUs and
+ * memory policy to M, its pages with migrate_pages(2); its page tables stay
+ * where they are, which is what vMitosis is about.
  *
  * With --hold, "ready" is printed once the memory is populated; on SIGTERM or
  * SIGINT the contents are verified again. Exit status 0 when the data is intact.
@@ -110,10 +113,11 @@ int main(int argc, char **argv)
 		{ "no-thp", no_argument, NULL, 'n' },
 		{ "hold", no_argument, NULL, 'h' },
 		{ "node", required_argument, NULL, 'N' },
+		{ "move-to", required_argument, NULL, 'M' },
 		{ }
 	};
 	size_t size = 64 << 20, page = sysconf(_SC_PAGESIZE), off, bad;
-	int thp = -1, hold = 0, node = -1, c;
+	int thp = -1, hold = 0, node = -1, move_to = -1, c;
 	sigset_t stop, old;
 	unsigned char *mem;
 
@@ -134,9 +138,12 @@ int main(int argc, char **argv)
 		case 'N':
 			node = atoi(optarg);
 			break;
+		case 'M':
+			move_to = atoi(optarg);
+			break;
 		default:
 			fprintf(stderr, "usage: %s [--size SIZE] [--thp|--no-thp] %s\n",
-				argv[0], "[--node N] [--hold]");
+				argv[0], "[--node N [--move-to M]] [--hold]");
 			return 2;
 		}
 	}
@@ -166,6 +173,22 @@ int main(int argc, char **argv)
 	}
 	for (off = 0; off < size; off += page)
 		*(uint64_t *)(mem + off) = pattern(off);
+
+	if (move_to >= 0) {
+		unsigned long from = 1UL << node, to = 1UL << move_to;
+		long left;
+
+		if (node < 0 || move_to >= 64 || bind_to_node(move_to)) {
+			fprintf(stderr, "cannot move to node %d\n", move_to);
+			return 1;
+		}
+		left = syscall(SYS_migrate_pages, 0, 64, &from, &to);
+		if (left < 0) {
+			perror("migrate_pages");
+			return 1;
+		}
+		printf("moved to node %d, %ld pages left behind\n", move_to, left);
+	}
 
 	bad = verify(mem, size, page);
 	if (bad) {
