@@ -27,5 +27,9 @@ for d in "$share"/walks/*/; do
 			--ept "$d/ept.dump" --sockets "$NODES" | sed 's/^/  /'
 	} | tee -a "$OUT/run.txt"
 done
+if [ -d "$share/walks" ]; then
+	/usr/bin/python3 "$TOP/workbench/report.py" "$share/walks" "$NODES" "$OUT" \
+		"$TREE/tools/vmitosis" && say "report: out/report.md, out/report.json, out/report.png"
+fi
 say "done in $(( $(date +%s) - start )) s; written to out/run.txt"
 exit "$rc"
