@@ -16,21 +16,11 @@
  * With --hold, "ready" is printed once the memory is populated; on SIGTERM or
  * SIGINT the contents are verified again. Exit status 0 when the data is intact.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-#include <sched.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <linux/mempolicy.h>
+
+#include "vmitosis_util.h"
 
 static void on_signal(int sig)
 {
@@ -53,41 +43,6 @@ static size_t parse_size(const char *s)
 		exit(2);
 	}
 	return v;
-}
-
-/* Run on the CPUs of @node and allocate from it only. */
-static int bind_to_node(int node)
-{
-	unsigned long mask[16] = { 0 };
-	char path[96], buf[1024], *p = buf;
-	cpu_set_t cpus;
-	FILE *f;
-
-	if (node < 0 || node >= (int)(sizeof(mask) * 8))
-		return -1;
-	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/cpulist", node);
-	f = fopen(path, "r");
-	if (!f || !fgets(buf, sizeof(buf), f)) {
-		if (f)
-			fclose(f);
-		return -1;
-	}
-	fclose(f);
-	CPU_ZERO(&cpus);
-	while (*p && *p != '\n') {
-		long a = strtol(p, &p, 10), b = a;
-
-		if (*p == '-')
-			b = strtol(p + 1, &p, 10);
-		for (; a <= b; a++)
-			CPU_SET(a, &cpus);
-		if (*p == ',')
-			p++;
-	}
-	if (sched_setaffinity(0, sizeof(cpus), &cpus))
-		return -1;
-	mask[node / (8 * sizeof(long))] = 1UL << (node % (8 * sizeof(long)));
-	return syscall(SYS_set_mempolicy, MPOL_BIND, mask, sizeof(mask) * 8);
 }
 
 static uint64_t pattern(size_t off)
@@ -149,7 +104,7 @@ int main(int argc, char **argv)
 	}
 
 	if (node >= 0 && !getenv("VMITOSIS_MEM_BOUND")) {
-		if (bind_to_node(node)) {
+		if (bind_node(node)) {
 			fprintf(stderr, "cannot bind to node %d: %s\n", node, strerror(errno));
 			return 1;
 		}
@@ -178,7 +133,7 @@ int main(int argc, char **argv)
 		unsigned long from = 1UL << node, to = 1UL << move_to;
 		long left;
 
-		if (node < 0 || move_to >= 64 || bind_to_node(move_to)) {
+		if (node < 0 || move_to >= 64 || bind_node(move_to)) {
 			fprintf(stderr, "cannot move to node %d\n", move_to);
 			return 1;
 		}

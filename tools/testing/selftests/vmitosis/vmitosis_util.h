@@ -204,6 +204,8 @@ static inline int bind_node(int node)
 	cpu_set_t set;
 	int cpu;
 
+	if (node < 0 || node >= (int)(8 * sizeof(mask)))
+		return -1;
 	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/cpulist", node);
 	if (read_file(path, buf, sizeof(buf)) < 0 || parse_list(buf, cpus, sizeof(cpus)) <= 0)
 		return -1;
