@@ -198,7 +198,7 @@ static const unsigned char guest_code[] = {
 /* Run on the CPUs of @node and allocate from it only (page tables included). */
 static inline int bind_node(int node)
 {
-	unsigned long mask = 1UL << node;
+	unsigned long mask;
 	unsigned char cpus[1024] = { 0 };
 	char path[96], buf[1024];
 	cpu_set_t set;
@@ -206,6 +206,7 @@ static inline int bind_node(int node)
 
 	if (node < 0 || node >= (int)(8 * sizeof(mask)))
 		return -1;
+	mask = 1UL << node;
 	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/cpulist", node);
 	if (read_file(path, buf, sizeof(buf)) < 0 || parse_list(buf, cpus, sizeof(cpus)) <= 0)
 		return -1;
