@@ -4,7 +4,8 @@
 . "$(dirname "$0")/lib.sh"
 
 PKGS="build-essential flex bison bc libelf-dev libssl-dev cpio ccache rsync xz-utils kmod
-      python3 python3-ply python3-git perl git qemu-system-x86 busybox-static dpkg-dev fakeroot gnuplot-nox"
+      python3 python3-ply python3-git perl git qemu-system-x86 busybox-static dpkg-dev fakeroot gnuplot-nox
+      numactl memcached libmemcached-tools"
 
 # Extra packages a target needs may be given as arguments (make deb: debhelper).
 missing=()

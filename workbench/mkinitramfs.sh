@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Build the two initramfs images from build/payload (the project's test binaries and tools):
-#   build/initramfs-l2.cpio  busybox, init, payload                          (the nested guest)
+#   build/initramfs-l2.cpio  busybox, init, payload, numactl/migratepages,
+#                            memcached and memaslap                            (the nested guest)
 #   build/initramfs-l1.cpio  the same + QEMU with its libraries and firmware,
 #                            the kernel and initramfs-l2.cpio for the guest    (the emulated host)
+# Debian's binaries come with the shared libraries they load.
 # Uncompressed cpio: it is built and unpacked faster than it would be compressed and loaded.
 . "$(dirname "$0")/lib.sh"
 
@@ -23,26 +25,39 @@ stage_common() {
 	echo "root:x:0:" > "$r/etc/group"
 }
 
+# copy_bin ROOT PROGRAM...: Debian programs with the libraries they need, at the same paths.
+copy_bin() {
+	local r=$1 p lib
+	shift
+	for p in "$@"; do
+		p=$(command -v "$p") || die "$p missing (make deps)"
+		mkdir -p "$r/usr/bin"
+		cp -L "$p" "$r/usr/bin/"
+		ldd "$p" | awk '/=>/ { print $3 } /^\t\/lib/ { print $1 }' | while read -r lib; do
+			[ -n "$lib" ] || continue
+			mkdir -p "$r$(dirname "$lib")"
+			cp -L "$lib" "$r$lib"
+		done
+	done
+	mkdir -p "$r/lib64"
+	[ -e "$r/lib64/ld-linux-x86-64.so.2" ] || cp -L /lib64/ld-linux-x86-64.so.2 "$r/lib64/"
+}
+GUEST_BINS="numactl migratepages memcached memcaslap memcstat"
+
 mkcpio() { (cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$2.tmp" && mv "$2.tmp" "$2"; }
 
 # --- L2
 r2=$BUILD/rootfs-l2
 stage_common "$r2"
 rm -rf "$r2/opt/vmitosis/selftests/kvm"          # upstream KVM selftests run in L1 only
+copy_bin "$r2" $GUEST_BINS
 mkcpio "$r2" "$BUILD/initramfs-l2.cpio"
 
 # --- L1
 r1=$BUILD/rootfs-l1
 stage_common "$r1"
-qemu=$(command -v qemu-system-x86_64) || die "qemu-system-x86_64 missing (make deps)"
-cp "$qemu" "$r1/usr/bin/"
-ldd "$qemu" | awk '/=>/ { print $3 } /^\t\/lib/ { print $1 }' | while read -r lib; do
-	[ -n "$lib" ] || continue
-	mkdir -p "$r1$(dirname "$lib")"
-	cp -L "$lib" "$r1$lib"
-done
-mkdir -p "$r1/lib64" "$r1/opt/vmitosis/qemu"
-[ -e "$r1/lib64/ld-linux-x86-64.so.2" ] || cp -L /lib64/ld-linux-x86-64.so.2 "$r1/lib64/"
+copy_bin "$r1" qemu-system-x86_64 $GUEST_BINS
+mkdir -p "$r1/opt/vmitosis/qemu"
 for f in bios-256k.bin linuxboot_dma.bin linuxboot.bin kvmvapic.bin multiboot_dma.bin; do
 	for d in /usr/share/qemu /usr/share/seabios; do
 		if [ -e "$d/$f" ]; then cp -L "$d/$f" "$r1/opt/vmitosis/qemu/"; break; fi

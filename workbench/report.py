@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""make run's report: out/report.json, out/report.md and out/report.png from the page-table
-dumps that make run took (build/run-share/walks/<run>/{gpt,ept}.dump), replayed with
-tools/vmitosis/walk_locality.py.
+"""make run's report: out/report.json, out/report.md and out/report.png from the runs that
+make run took (build/run-share/walks/<run>/: gpt.dump, ept.dump, meta, ...), each replayed
+with tools/vmitosis/walk_locality.py. Prints each run's per-socket table as it goes.
 
   report.py WALKS_DIR SOCKETS OUT_DIR ANALYZER_DIR
 """
@@ -11,15 +11,53 @@ import os
 import subprocess
 import sys
 
+ORDER = {"thin-migrated": 0, "wide": 1, "visible": 0, "oblivious": 1,
+         "gups-4k": 0, "gups-thp": 1, "memcached": 2}
+FIELDS = ("gpt_local", "ept_local", "ll", "lr", "rl", "rr")
+
+
+def read_meta(d):
+    meta = {}
+    with open(os.path.join(d, "meta")) as f:
+        for line in f:
+            k, _, v = line.rstrip("\n").partition(" ")
+            meta[k] = v
+    return meta
+
+
+def lines_of(d, name):
+    try:
+        with open(os.path.join(d, name)) as f:
+            return [line.rstrip("\n") for line in f if line.strip()]
+    except OSError:
+        return []
+
+
+def headline(run):
+    """The run's figures in the summary: socket 1 for thin-migrated (where the workload was
+    measured), the mean over sockets for wide (one worker per socket)."""
+    s = run["sockets"]
+    if run["measured_on"] is not None:
+        return next(e for e in s if e["socket"] == run["measured_on"])
+    return {k: (sum(e[k] for e in s) / len(s) if s and all(e[k] is not None for e in s)
+                else None) for k in FIELDS}
+
+
+def fmt(v):
+    return "-" if v is None else "%.3f" % v
+
 
 def main(walks, sockets, out, analyzer_dir):
     sys.path.insert(0, analyzer_dir)
     import walk_locality as wl
 
     runs = []
-    for name in sorted(os.listdir(walks)):
+    names = [n for n in os.listdir(walks) if os.path.isfile(os.path.join(walks, n, "meta"))]
+    names.sort(key=lambda n: [ORDER.get(p, 9) for p in n.split(".")])
+    for name in names:
         d = os.path.join(walks, name)
         try:
+            meta = read_meta(d)
             with open(os.path.join(d, "gpt.dump")) as f:
                 gpt = wl.ProcessDump(f)
             with open(os.path.join(d, "ept.dump")) as f:
@@ -28,75 +66,117 @@ def main(walks, sockets, out, analyzer_dir):
             print("report: %s: %s" % (name, e), file=sys.stderr)
             continue
         res = wl.analyze(gpt, ept, list(range(sockets)))
-        guest = "oblivious" if name.startswith("oblivious") else "visible"
-        # Page-table pages per host node: ePT tables (root included) and the guest's page
-        # tables, each on the node of the host page that backs its guest frame.
-        root = ept.roots[0]
+        # Page-table pages per host node: ePT tables of every root (roots included) and the
+        # guest process's tables, each on the host node of the page backing its guest frame.
         ept_nodes = [0] * sockets
-        for node in [root["node"]] + list(root["tables"].values()):
-            if 0 <= node < sockets:
-                ept_nodes[node] += 1
+        for root in ept.roots.values():
+            for node in [root["node"]] + list(root["tables"].values()):
+                if 0 <= node < sockets:
+                    ept_nodes[node] += 1
         gpt_nodes = [0] * sockets
         for pfn, _ in [gpt.pgd] + list(gpt.tables.values()):
             w = ept.walk(0, pfn)
             if w and 0 <= w[1] < sockets:
                 gpt_nodes[w[1]] += 1
-        runs.append({
-            "scenario": "thin-migrated" if name.endswith("-thin") else "thin",
-            "guest": guest,
-            "workload": "vmitosis_mem 256M 4K",
-            "config": "baseline",
-            "note": ("process populated on guest node 0, then moved to guest node 1"
-                     if name.endswith("-thin") else "process on guest node 0, not moved"),
-            "sockets": [{k: e[k] for k in ("socket", "gpt_local", "ept_local",
-                                            "ll", "lr", "rl", "rr")}
-                        for e in res["sockets"]],
-            "translations": res["sockets"][0]["translations"] if res["sockets"] else 0,
+        thin = meta["scenario"] == "thin-migrated"
+        guest_thp = [line.split()[1] for line in lines_of(d, "guest.txt")
+                     if line.startswith("thp ")]
+        run = {
+            "scenario": meta["scenario"],
+            "guest": meta["guest"],
+            "workload": meta["workload"],
+            "config": meta["config"],
+            "measured_on": 1 if thin else None,
+            "sockets": [{k: e[k] for k in ("socket",) + FIELDS} for e in res["sockets"]],
             "pt_pages_per_node": {"gpt": gpt_nodes, "ept": ept_nodes},
-        })
+            "translations": min((e["translations"] for e in res["sockets"]), default=0),
+            "unwalkable": res["unwalkable"],
+            "thp": {"host": meta.get("host_thp"), "guest": guest_thp[0] if guest_thp else None},
+            "gups_size": meta.get("size") if meta["workload"].startswith("gups") else None,
+            "guest_opts": meta.get("guest_opts"),
+            "host_move": meta.get("host_move"),
+            "workload_output": lines_of(d, "workload.txt"),
+        }
+        runs.append(run)
+        print("\n== %s, NUMA-%s guest, %s, %s: 2D walks of %d translations%s" % (
+            run["scenario"], run["guest"], run["workload"], run["config"], run["translations"],
+            " (%d leaves not walkable)" % run["unwalkable"] if run["unwalkable"] else ""))
+        print("  socket  gpt_local  ept_local     LL     LR     RL     RR")
+        for e in run["sockets"]:
+            print("  %6d  %9s  %9s  %5s  %5s  %5s  %5s%s" % (
+                (e["socket"],) + tuple(fmt(e[k]) for k in FIELDS) +
+                ("   <- measured here" if e["socket"] == run["measured_on"] else "",)))
+        print("  page-table pages per host node: gPT %s, ePT %s" % (gpt_nodes, ept_nodes))
 
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump({"runs": runs}, f, indent=1)
 
     md = ["# Page-walk locality (make run)", "",
-          "Fraction of page-table accesses local to each socket, from the live dumps of the "
-          "guest process (gPT) and of its VM's TDP tables (ePT), every page of the process "
-          "walked in software. `thin` runs stay on guest node 0; `thin-migrated` moves to "
-          "guest node 1 after populating, and is read on socket 1.", "",
-          "| scenario | guest | config | socket | gpt_local | ept_local | LL | LR | RL | RR |",
-          "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+          "Fraction of the page-table accesses of a TLB miss that are local to the socket, "
+          "from live dumps of the workload's page tables in the guest (gPT) and of its VM's "
+          "TDP tables in the host (ePT): every mapped page of the process walked in software, "
+          "4 gPT + 20 ePT accesses per 4K translation (fewer with huge pages). LL/LR/RL/RR: "
+          "translations whose gPT leaf entry and ePT leaf entry (of the data) are "
+          "local or remote.", "",
+          "thin-migrated: the workload is set up on socket 0, moved to socket 1 (visible "
+          "guest: by the guest, CPU affinity and migratepages; oblivious guest: the whole VM "
+          "by the host, vCPU threads re-pinned and migratepages of QEMU) and measured on "
+          "socket 1. wide: one worker per socket, memory placed by first touch; the mean "
+          "over the sockets.", "",
+          "| scenario | guest | workload | config | measured on | gPT local | ePT local "
+          "| LL | LR | RL | RR |",
+          "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in runs:
+        h = headline(r)
+        md.append("| %s | %s | %s | %s | %s | %s |" % (
+            r["scenario"], r["guest"], r["workload"], r["config"],
+            "socket %d" % r["measured_on"] if r["measured_on"] is not None else "mean of sockets",
+            " | ".join(fmt(h[k]) for k in FIELDS)))
+    md += ["", "## Per socket", "",
+           "| scenario | guest | workload | config | socket | gPT local | ePT local "
+           "| LL | LR | RL | RR |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in runs:
         for e in r["sockets"]:
-            md.append("| %s | %s | %s | %d | %s |" % (
-                r["scenario"], r["guest"], r["config"], e["socket"],
-                " | ".join("%.3f" % e[k] if e[k] is not None else "-"
-                           for k in ("gpt_local", "ept_local", "ll", "lr", "rl", "rr"))))
-    md += ["", "Page-table pages per host node (gPT: by the node backing each guest table):", "",
-           "| scenario | guest | gPT | ePT |", "| --- | --- | --- | --- |"]
+            md.append("| %s | %s | %s | %s | %d | %s |" % (
+                r["scenario"], r["guest"], r["workload"], r["config"], e["socket"],
+                " | ".join(fmt(e[k]) for k in FIELDS)))
+    md += ["", "## Page-table pages per host node", "",
+           "gPT: the workload's page-table pages, by the host node backing each guest frame; "
+           "ePT: the VM's TDP page-table pages, roots included.", "",
+           "| scenario | guest | workload | config | gPT | ePT | translations | THP host/guest |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in runs:
-        md.append("| %s | %s | %s | %s |" % (r["scenario"], r["guest"],
-                                            r["pt_pages_per_node"]["gpt"],
-                                            r["pt_pages_per_node"]["ept"]))
+        md.append("| %s | %s | %s | %s | %s | %s | %d | %s/%s |" % (
+            r["scenario"], r["guest"], r["workload"], r["config"],
+            r["pt_pages_per_node"]["gpt"], r["pt_pages_per_node"]["ept"], r["translations"],
+            r["thp"]["host"], r["thp"]["guest"]))
+    md += ["", "## Workload output", ""]
+    for r in runs:
+        md.append("- %s, %s guest, %s: %s" % (r["scenario"], r["guest"], r["workload"],
+                                             "; ".join(r["workload_output"]) or "-"))
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write("\n".join(md) + "\n")
 
-    # The chart: gPT and ePT local fraction per socket, one group per run.
+    # The chart: the summary's gPT and ePT local fractions, one pair of bars per run.
     data = os.path.join(out, "report.dat")
     with open(data, "w") as f:
         for r in runs:
-            for e in r["sockets"]:
-                f.write('"%s %s s%d" %s %s\n' % (r["scenario"], r["guest"], e["socket"],
-                                                 e["gpt_local"] or 0, e["ept_local"] or 0))
+            h = headline(r)
+            f.write('"%s %s %s %s" %s %s\n' % (
+                r["scenario"], r["guest"], r["workload"], r["config"],
+                h["gpt_local"] or 0, h["ept_local"] or 0))
     script = """
-set terminal png size 1200,500
-set lmargin 10
+set terminal png size 1400,600
 set output '%s'
+set title 'Page-table accesses local to the socket (thin-migrated: socket 1; wide: mean of sockets)'
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set yrange [0:1.05]
-set ylabel 'fraction of accesses local to the socket'
-set xtics rotate by -45 font ',8'
+set bmargin 12
+set ylabel 'fraction local'
+set xtics rotate by -40 font ',9'
 set key top right
 plot '%s' using 2:xtic(1) title 'gPT local', '' using 3 title 'ePT local'
 """ % (os.path.join(out, "report.png"), data)

@@ -1,35 +1,57 @@
 #!/usr/bin/env bash
-# make run: boot the emulated NUMA server, start a guest in it (NUMA-visible, then
-# NUMA-oblivious), and show where the page tables of the host's KVM and of a guest process
-# live, node by node, as the running kernels count them. Also written to out/run.txt.
+# make run: boot the emulated NUMA server and run the scenarios of vmitosis-pt-placement in it
+# (thin-migrated and wide, in a NUMA-visible and a NUMA-oblivious guest, with GUPS 4K, GUPS THP
+# and memcached). Each run's page-table dumps come back through the share; the 2D walks are
+# replayed here with tools/vmitosis/walk_locality.py and summed up in out/report.{md,json,png}.
+# The console output is also written to out/run.txt.
+#
+# RUNS selects runs (SCENARIO.GUEST.WORKLOAD, see vmitosis-pt-placement); RUN_ARGS are passed to
+# it (e.g. --size 128M). When the emulated host dies without an exit status (QEMU's nested SVM
+# under TCG does, now and then: see README), it is booted again for the runs still missing.
 . "$(dirname "$0")/lib.sh"
 
 mkdir -p "$OUT"
 NODES=${NODES:-4}
-say "booting the emulated ${NODES}-socket server (QEMU TCG, -cpu max, SRAT/SLIT)"
+if [ -z "${RUNS:-}" ]; then
+	RUNS=
+	for sg in thin-migrated.visible thin-migrated.oblivious wide.visible wide.oblivious; do
+		for w in gups-4k gups-thp memcached; do RUNS="$RUNS $sg.$w"; done
+	done
+fi
 start=$(date +%s)
 share=$BUILD/run-share
-rm -rf "$share"
-set +e
-SHARE=$share BOOT_TIME=1 CMD="vmitosis-pt-placement ${RUN_ARGS:-}" "$TOP/workbench/vm.sh" 2>&1 |
-	tee "$OUT/run.txt"
-rc=${PIPESTATUS[0]}
-set -e
-
-# The two-dimensional walk of every page of the guest process, replayed from the dumps taken
-# while it held its memory: per host socket, how many gPT and ePT accesses are local.
-for d in "$share"/walks/*/; do
-	[ -f "$d/gpt.dump" ] || continue
-	{
-		echo
-		echo "== 2D page walks of the guest process, NUMA-$(basename "$d") guest (tools/vmitosis/walk_locality.py)"
-		/usr/bin/python3 "$TREE/tools/vmitosis/walk_locality.py" --gpt "$d/gpt.dump" \
-			--ept "$d/ept.dump" --sockets "$NODES" | sed 's/^/  /'
-	} | tee -a "$OUT/run.txt"
+rm -rf "$share" "$OUT"/report.*
+: > "$OUT/run.txt"
+attempt=0 rc=0
+while :; do
+	todo=
+	for r in $RUNS; do [ -f "$share/walks/$r/meta" ] || todo="$todo $r"; done
+	[ -n "$todo" ] || break
+	attempt=$((attempt + 1))
+	if [ $attempt -gt 4 ]; then
+		say "giving up after 4 boots of the emulated host; missing:$todo"
+		rc=1
+		break
+	fi
+	say "booting the emulated ${NODES}-socket server (QEMU TCG, -cpu max, SRAT/SLIT) for $(echo $todo | wc -w) runs, $(( $(date +%s) - start )) s so far"
+	set +e
+	SHARE=$share BOOT_TIME=1 CMD="vmitosis-pt-placement --elapsed $(( $(date +%s) - start )) --runs '${todo# }' ${RUN_ARGS:-}" \
+		"$TOP/workbench/vm.sh" 2>&1 | tee -a "$OUT/run.txt"
+	rc=${PIPESTATUS[0]}
+	set -e
+	# Only a host that died gets another boot; a run that failed in the guest is a result.
+	[ "$rc" -eq 125 ] || break
+	cp "$BUILD/l1-console.log" "$OUT/run-died$attempt.log"
+	say "the emulated host died (console kept in out/run-died$attempt.log); booting it again"
 done
+
+# The two-dimensional walk of every page of each run's guest process, replayed from the dumps
+# taken while it held its memory: per host socket, how many gPT and ePT accesses are local.
 if [ -d "$share/walks" ]; then
+	say "replaying the 2D page walks ($(( $(date +%s) - start )) s so far)"
 	/usr/bin/python3 "$TOP/workbench/report.py" "$share/walks" "$NODES" "$OUT" \
-		"$TREE/tools/vmitosis" && say "report: out/report.md, out/report.json, out/report.png"
+		"$TREE/tools/vmitosis" | tee -a "$OUT/run.txt"
+	say "report: out/report.md, out/report.json, out/report.png"
 fi
 say "done in $(( $(date +%s) - start )) s; written to out/run.txt"
 exit "$rc"

@@ -22,7 +22,7 @@ sm -C "$ST/vmitosis" OUTPUT="$BUILD/selftests/vmitosis" LDFLAGS=-static
 sm -C "$ST/vmitosis" OUTPUT="$BUILD/selftests/vmitosis" LDFLAGS=-static \
 	INSTALL_PATH="$P.new/selftests/vmitosis" install >/dev/null
 cp -a "$ST/kselftest" "$P.new/selftests/kselftest"
-ln -s ../selftests/vmitosis/vmitosis_mem "$P.new/bin/vmitosis_mem"
+for t in vmitosis_mem vmitosis_gups; do ln -s "../selftests/vmitosis/$t" "$P.new/bin/$t"; done
 
 sm -C "$ST/kvm" OUTPUT="$BUILD/selftests/kvm" INSTALL_HDR_PATH="$hdr" EXTRA_CFLAGS=-static
 mkdir -p "$P.new/selftests/kvm"
