@@ -5,7 +5,7 @@ SHELL := /bin/bash
 WB := workbench
 
 # Knobs of the test bed, passed to the scripts (see README.md).
-export NODES CPUS MEM DIST APPEND CMD TIMEOUT JOBS FORCE SHARE KCONFIG RUN_ARGS
+export NODES CPUS MEM DIST APPEND CMD TIMEOUT JOBS FORCE SHARE KCONFIG RUN_ARGS RUNS
 
 .PHONY: all help deps source tree kernel userland image vm run test series series-check \
 	writeback deb clean distclean

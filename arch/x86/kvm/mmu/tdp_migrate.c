@@ -1,0 +1,608 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Migration of TDP (EPT/NPT) page-table pages to the NUMA node of what they
+ * map, so that two-dimensional walks stay local after a VM's memory moved.
+ *
+ * When guest memory moves (NUMA balancing of the VMM, migrate_pages(2)), the
+ * MMU notifier zaps the leaf SPTEs that mapped it and the vCPUs refault them,
+ * but the table pages themselves stay where they were first allocated. With
+ * kvm.ept_migration on, every invalidation kicks a per-VM worker that scans
+ * the TDP tables bottom-up (leaf tables first, the root last) and moves each
+ * table page to the node holding most of what it maps: for a leaf table the
+ * pages its SPTEs point to, for an upper table its child tables. Each period
+ * moves a bounded batch, and scans at most a table's worth of tables per hold
+ * of mmu_lock.
+ *
+ * A move copies; it never zaps. Under mmu_lock held for write, which excludes
+ * every fault, zap, notifier invalidation, dirty-log and split/collapse path
+ * of the TDP MMU, the new page gets a copy of the old one's SPTEs and the
+ * parent SPTE is switched to it with cmpxchg (the CPU may set its Accessed
+ * bit). What can still touch the old table is outside mmu_lock:
+ *
+ *  - the CPU, through cached paging-structure entries, setting Accessed and
+ *    Dirty bits in leaf SPTEs until the TLB flush that ends each chunk: after
+ *    the flush, those bits are merged from the old page into the new one, so
+ *    no Dirty bit (and no dirty page of the host) is lost;
+ *  - the lockless fast page fault, which may make a leaf SPTE of the old page
+ *    writable or accessed again: it records the page as dirty itself, and the
+ *    vCPU simply faults again on the new page, which is never more permissive
+ *    than the old one was;
+ *  - lockless readers (fast page fault, tdp_pt_dump): the old page is freed
+ *    through RCU, like every table the TDP MMU unlinks.
+ *
+ * The root is moved by building a new root with the same role and entries,
+ * publishing it, and invalidating the old one: KVM_REQ_MMU_FREE_OBSOLETE_ROOTS
+ * (a waiting request) takes every vCPU out of guest mode and makes it load
+ * the new root before it enters again. Only then are the old root's entries
+ * cleared, so that no path that walks invalid roots can reach the child
+ * tables through it, and the TDP MMU's reference to it is dropped.
+ *
+ * Counters are in the VM's debugfs file tdp_migrate, which also runs passes on
+ * demand. Documentation/vmitosis/ept-migration.rst has the rest.
+ */
+#include <linux/debugfs.h>
+#include <linux/kvm_host.h>
+#include <linux/memcontrol.h>
+#include <linux/moduleparam.h>
+#include <linux/sched/mm.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+
+#include "mmu.h"
+#include "mmu_internal.h"
+#include "mmutrace.h"
+#include "spte.h"
+#include "tdp_iter.h"
+#include "tdp_mmu.h"
+#include "tdp_migrate.h"
+
+DEFINE_STATIC_KEY_FALSE(kvm_tdp_migrate_key);
+
+static bool ept_migration;
+static unsigned int ept_migration_batch = 512;
+static unsigned int ept_migration_period_ms = 200;
+static unsigned int ept_migration_linger = 50;
+
+static int ept_migration_set(const char *val, const struct kernel_param *kp)
+{
+	int r = param_set_bool(val, kp);
+
+	if (r)
+		return r;
+	if (ept_migration)
+		static_branch_enable(&kvm_tdp_migrate_key);
+	else
+		static_branch_disable(&kvm_tdp_migrate_key);
+	return 0;
+}
+
+static const struct kernel_param_ops ept_migration_ops = {
+	.set = ept_migration_set,
+	.get = param_get_bool,
+};
+
+module_param_cb(ept_migration, &ept_migration_ops, &ept_migration, 0644);
+MODULE_PARM_DESC(ept_migration, "Migrate TDP page tables to the node of the memory they map");
+module_param(ept_migration_batch, uint, 0644);
+MODULE_PARM_DESC(ept_migration_batch, "TDP page tables migrated per period and VM, at most");
+module_param(ept_migration_period_ms, uint, 0644);
+MODULE_PARM_DESC(ept_migration_period_ms, "Milliseconds between two migration passes of a VM");
+module_param(ept_migration_linger, uint, 0644);
+MODULE_PARM_DESC(ept_migration_linger,
+		 "Passes run after the last invalidation of guest memory, for refaults to settle");
+
+/* Moves finished with one TLB flush. */
+#define TDP_MIGRATE_FLUSH_BATCH	64
+
+struct tdp_migrate_pair {
+	struct kvm_mmu_page *old_sp;
+	struct kvm_mmu_page *new_sp;
+};
+
+struct kvm_tdp_migrate {
+	struct kvm *kvm;
+	struct delayed_work work;
+	struct mutex lock;		/* one pass at a time */
+	unsigned int linger;		/* passes left before idling */
+	int *node_count;		/* nr_node_ids, under @lock */
+	struct tdp_migrate_pair pending[TDP_MIGRATE_FLUSH_BATCH];
+	int nr_pending;
+
+	/* Statistics, updated under @lock. */
+	u64 passes;
+	u64 kicks;
+	u64 scanned[PT64_ROOT_MAX_LEVEL + 1];
+	u64 migrated[PT64_ROOT_MAX_LEVEL + 1];
+	u64 roots_migrated;
+	u64 alloc_failed;
+	u64 flushes;
+	u64 max_hold_ns;
+	u64 last_hold_ns;
+};
+
+static int page_nid(kvm_pfn_t pfn)
+{
+	return pfn_valid(pfn) ? page_to_nid(pfn_to_page(pfn)) : NUMA_NO_NODE;
+}
+
+static int sp_nid(struct kvm_mmu_page *sp)
+{
+	return page_to_nid(virt_to_page(sp->spt));
+}
+
+/*
+ * The node holding most of what @sp maps: the backing pages of its leaf
+ * SPTEs and the pages of its child tables, one vote per present SPTE. Ties
+ * and empty tables keep the current node, so tables do not ping-pong.
+ */
+static int tdp_target_node(struct kvm_tdp_migrate *m, struct kvm_mmu_page *sp)
+{
+	int cur = sp_nid(sp), best = cur, i, nid;
+
+	memset(m->node_count, 0, nr_node_ids * sizeof(*m->node_count));
+	for (i = 0; i < SPTE_ENT_PER_PAGE; i++) {
+		u64 spte = kvm_tdp_mmu_read_spte((tdp_ptep_t)(sp->spt + i));
+
+		if (!is_shadow_present_pte(spte))
+			continue;
+		nid = page_nid(spte_to_pfn(spte));
+		if (nid != NUMA_NO_NODE)
+			m->node_count[nid]++;
+	}
+	for_each_node(nid)
+		if (m->node_count[nid] > m->node_count[best])
+			best = nid;
+	return best;
+}
+
+static struct kvm_mmu_page *tdp_alloc_sp_on(int nid)
+{
+	gfp_t gfp = GFP_NOWAIT | __GFP_ACCOUNT | __GFP_NOWARN;
+	struct kvm_mmu_page *sp;
+	struct page *page;
+
+	sp = kmem_cache_zalloc(mmu_page_header_cache, gfp);
+	if (!sp)
+		return NULL;
+	page = alloc_pages_node(nid, gfp | __GFP_THISNODE, 0);
+	if (!page) {
+		kmem_cache_free(mmu_page_header_cache, sp);
+		return NULL;
+	}
+	sp->spt = page_address(page);
+	INIT_LIST_HEAD(&sp->possible_nx_huge_page_link);
+	set_page_private(page, (unsigned long)sp);
+	return sp;
+}
+
+/*
+ * Give @new_sp @old_sp's role and a copy of its SPTEs, and point the child
+ * tables' back pointers into @new_sp. mmu_lock is held for write.
+ */
+static void tdp_copy_sp(struct kvm *kvm, struct kvm_mmu_page *new_sp,
+			struct kvm_mmu_page *old_sp)
+{
+	int level = old_sp->role.level, i;
+
+	new_sp->role = old_sp->role;
+	new_sp->gfn = old_sp->gfn;
+	new_sp->ptep = old_sp->ptep;
+	new_sp->tdp_mmu_page = true;
+
+	for (i = 0; i < SPTE_ENT_PER_PAGE; i++) {
+		u64 spte = kvm_tdp_mmu_read_spte((tdp_ptep_t)(old_sp->spt + i));
+
+		new_sp->spt[i] = spte;
+		if (is_shadow_present_pte(spte) && !is_last_spte(spte, level))
+			spte_to_child_sp(spte)->ptep = (tdp_ptep_t)(new_sp->spt + i);
+	}
+
+	if (old_sp->nx_huge_page_disallowed) {
+		spin_lock(&kvm->arch.tdp_mmu_pages_lock);
+		new_sp->nx_huge_page_disallowed = true;
+		if (!list_empty(&old_sp->possible_nx_huge_page_link))
+			list_replace_init(&old_sp->possible_nx_huge_page_link,
+					  &new_sp->possible_nx_huge_page_link);
+		spin_unlock(&kvm->arch.tdp_mmu_pages_lock);
+	}
+}
+
+/*
+ * After the TLB flush no CPU can reach @old_sp: carry the Accessed and Dirty
+ * bits it set in the old copy of a leaf SPTE over to the new copy, if that
+ * still maps the same page.
+ */
+static void tdp_merge_ad_bits(struct kvm_mmu_page *new_sp, struct kvm_mmu_page *old_sp)
+{
+	u64 ad = shadow_accessed_mask | shadow_dirty_mask;
+	int level = new_sp->role.level, i;
+
+	if (!ad)
+		return;
+	for (i = 0; i < SPTE_ENT_PER_PAGE; i++) {
+		u64 old_spte = READ_ONCE(old_sp->spt[i]);
+		u64 spte, bits;
+
+		if (!is_shadow_present_pte(old_spte) || !is_last_spte(old_spte, level))
+			continue;
+		spte = READ_ONCE(new_sp->spt[i]);
+		do {
+			bits = old_spte & ad & ~spte;
+			if (!bits || !is_shadow_present_pte(spte) ||
+			    spte_to_pfn(spte) != spte_to_pfn(old_spte))
+				break;
+		} while (!try_cmpxchg64(&new_sp->spt[i], &spte, spte | bits));
+	}
+}
+
+/* Flush, merge what the CPUs set meanwhile, free the old copies. */
+static void tdp_migrate_finish(struct kvm_tdp_migrate *m)
+{
+	int i;
+
+	if (!m->nr_pending)
+		return;
+	kvm_flush_remote_tlbs(m->kvm);
+	m->flushes++;
+	for (i = 0; i < m->nr_pending; i++) {
+		tdp_merge_ad_bits(m->pending[i].new_sp, m->pending[i].old_sp);
+		kvm_tdp_mmu_free_sp_rcu(m->pending[i].old_sp);
+	}
+	m->nr_pending = 0;
+}
+
+/*
+ * Move the table that @iter's SPTE points to onto @nid. mmu_lock is held for
+ * write and RCU read-locked. Returns false when no page could be had there.
+ */
+static bool tdp_migrate_child(struct kvm_tdp_migrate *m, struct tdp_iter *iter,
+			      struct kvm_mmu_page *old_sp, int nid)
+{
+	u64 *sptep = rcu_dereference(iter->sptep);
+	struct kvm_mmu_page *new_sp;
+	u64 old_spte, new_spte;
+	int from = sp_nid(old_sp);
+
+	/* mmu_lock is held for write: only the Accessed bit can have changed. */
+	if (WARN_ON_ONCE(spte_to_child_sp(READ_ONCE(*sptep)) != old_sp))
+		return false;
+	new_sp = tdp_alloc_sp_on(nid);
+	if (!new_sp) {
+		m->alloc_failed++;
+		return false;
+	}
+	tdp_copy_sp(m->kvm, new_sp, old_sp);
+
+	/* Publish the filled copy; cmpxchg orders the copy before it. */
+	old_spte = READ_ONCE(*sptep);
+	do {
+		new_spte = (old_spte & ~SPTE_BASE_ADDR_MASK) | __pa(new_sp->spt);
+	} while (!try_cmpxchg64(sptep, &old_spte, new_spte));
+	iter->old_spte = new_spte;
+
+	kvm_account_pgtable_pages((void *)new_sp->spt, 1);
+	kvm_account_pgtable_pages((void *)old_sp->spt, -1);
+	trace_kvm_mmu_migrate_sp(new_sp, from, nid);
+
+	m->pending[m->nr_pending].old_sp = old_sp;
+	m->pending[m->nr_pending].new_sp = new_sp;
+	if (++m->nr_pending == TDP_MIGRATE_FLUSH_BATCH)
+		tdp_migrate_finish(m);
+	m->migrated[old_sp->role.level]++;
+	return true;
+}
+
+static void tdp_migrate_hold_end(struct kvm_tdp_migrate *m, u64 start)
+{
+	m->last_hold_ns = ktime_get_ns() - start;
+	m->max_hold_ns = max(m->max_hold_ns, m->last_hold_ns);
+}
+
+/*
+ * Move the misplaced tables of @level under @root. mmu_lock is dropped after
+ * every SPTE_ENT_PER_PAGE tables scanned (and the moves among them flushed),
+ * and the walk resumes at the next GFN. Returns how much of @budget is left.
+ */
+static unsigned int tdp_migrate_level(struct kvm_tdp_migrate *m, struct kvm_mmu_page *root,
+				      int level, unsigned int budget)
+{
+	struct kvm *kvm = m->kvm;
+	gfn_t start = 0, end = kvm_mmu_max_gfn() + 1;
+	struct tdp_iter iter;
+
+	while (start < end && budget) {
+		unsigned int scanned = 0;
+		gfn_t next = end;
+		u64 t0;
+
+		write_lock(&kvm->mmu_lock);
+		t0 = ktime_get_ns();
+		if (root->role.invalid) {
+			write_unlock(&kvm->mmu_lock);
+			break;
+		}
+		rcu_read_lock();
+		for_each_tdp_pte_min_level(iter, root, level + 1, start, end) {
+			struct kvm_mmu_page *sp;
+			int nid;
+
+			if (scanned == SPTE_ENT_PER_PAGE) {
+				next = iter.gfn;
+				break;
+			}
+			if (iter.level != level + 1 || !is_shadow_present_pte(iter.old_spte) ||
+			    is_last_spte(iter.old_spte, iter.level))
+				continue;
+			sp = spte_to_child_sp(iter.old_spte);
+			scanned++;
+			m->scanned[level]++;
+			nid = tdp_target_node(m, sp);
+			if (nid == sp_nid(sp) || !tdp_migrate_child(m, &iter, sp, nid))
+				continue;
+			if (!--budget)
+				break;
+		}
+		rcu_read_unlock();
+		tdp_migrate_finish(m);
+		tdp_migrate_hold_end(m, t0);
+		write_unlock(&kvm->mmu_lock);
+		cond_resched();
+		start = next;
+	}
+	return budget;
+}
+
+/*
+ * Replace @root by a copy on @nid. mmu_lock is held for write; the caller
+ * holds a reference to @root.
+ */
+static bool tdp_migrate_root(struct kvm_tdp_migrate *m, struct kvm_mmu_page *root, int nid)
+{
+	struct kvm *kvm = m->kvm;
+	struct kvm_mmu_page *new_root;
+	int from = sp_nid(root), i;
+
+	lockdep_assert_held_write(&kvm->mmu_lock);
+
+	new_root = tdp_alloc_sp_on(nid);
+	if (!new_root) {
+		m->alloc_failed++;
+		return false;
+	}
+	rcu_read_lock();
+	tdp_copy_sp(kvm, new_root, root);
+	rcu_read_unlock();
+	/* The TDP MMU's own reference; vCPUs take theirs when they load it. */
+	refcount_set(&new_root->tdp_mmu_root_count, 1);
+
+	spin_lock(&kvm->arch.tdp_mmu_pages_lock);
+	list_add_rcu(&new_root->link, &kvm->arch.tdp_mmu_roots);
+	spin_unlock(&kvm->arch.tdp_mmu_pages_lock);
+
+	/*
+	 * An invalid root is obsolete: every vCPU drops it and loads the valid
+	 * root of the same role, the new one, before it next enters the guest,
+	 * and the waiting request returns only once none is in guest mode.
+	 * The old root is not scheduled for zapping, which would tear down
+	 * the child tables the new root shares.
+	 */
+	root->role.invalid = true;
+	kvm_make_all_cpus_request(kvm, KVM_REQ_MMU_FREE_OBSOLETE_ROOTS);
+	kvm_flush_remote_tlbs(kvm);
+
+	/* Nothing may reach the shared children through the old root now. */
+	for (i = 0; i < SPTE_ENT_PER_PAGE; i++)
+		__kvm_tdp_mmu_write_spte((tdp_ptep_t)(root->spt + i), SHADOW_NONPRESENT_VALUE);
+
+	trace_kvm_mmu_migrate_sp(new_root, from, nid);
+	m->roots_migrated++;
+	m->migrated[root->role.level]++;
+	/* Drop the TDP MMU's reference; the vCPUs drop theirs as they reload. */
+	kvm_tdp_mmu_put_root(kvm, root);
+	return true;
+}
+
+#define TDP_MIGRATE_MAX_ROOTS	16
+
+/* One pass over every valid root; returns the number of tables moved. */
+static unsigned int tdp_migrate_pass(struct kvm_tdp_migrate *m, unsigned int budget)
+{
+	struct kvm_mmu_page *roots[TDP_MIGRATE_MAX_ROOTS], *root;
+	struct kvm *kvm = m->kvm;
+	unsigned int left = budget;
+	struct mem_cgroup *memcg, *old_memcg;
+	int nr = 0, i, level;
+
+	lockdep_assert_held(&m->lock);
+
+	/* Charge the new tables to the VM's owner, as faults do. */
+	memcg = get_mem_cgroup_from_mm(kvm->mm);
+	old_memcg = set_active_memcg(memcg);
+
+	read_lock(&kvm->mmu_lock);
+	rcu_read_lock();
+	list_for_each_entry_rcu(root, &kvm->arch.tdp_mmu_roots, link) {
+		if (nr == TDP_MIGRATE_MAX_ROOTS)
+			break;
+		if (!root->role.invalid && kvm_tdp_mmu_get_root(root))
+			roots[nr++] = root;
+	}
+	rcu_read_unlock();
+	read_unlock(&kvm->mmu_lock);
+
+	for (i = 0; i < nr; i++) {
+		root = roots[i];
+		for (level = PG_LEVEL_4K; level < root->role.level && left; level++)
+			left = tdp_migrate_level(m, root, level, left);
+		if (!left)
+			continue;
+
+		write_lock(&kvm->mmu_lock);
+		if (!root->role.invalid) {
+			u64 t0 = ktime_get_ns();
+			int nid;
+
+			m->scanned[root->role.level]++;
+			nid = tdp_target_node(m, root);
+			if (nid != sp_nid(root) && tdp_migrate_root(m, root, nid))
+				left--;
+			tdp_migrate_hold_end(m, t0);
+		}
+		write_unlock(&kvm->mmu_lock);
+	}
+
+	for (i = 0; i < nr; i++)
+		kvm_tdp_mmu_put_root(kvm, roots[i]);
+
+	set_active_memcg(old_memcg);
+	mem_cgroup_put(memcg);
+	m->passes++;
+	return budget - left;
+}
+
+static void tdp_migrate_work(struct work_struct *work)
+{
+	struct kvm_tdp_migrate *m = container_of(to_delayed_work(work),
+						 struct kvm_tdp_migrate, work);
+	unsigned int moved;
+
+	if (!READ_ONCE(ept_migration))
+		return;
+	mutex_lock(&m->lock);
+	moved = tdp_migrate_pass(m, max(READ_ONCE(ept_migration_batch), 1U));
+	/* Keep going while there is work, then a while for refaults to settle. */
+	if (moved || m->linger) {
+		if (!moved)
+			m->linger--;
+		queue_delayed_work(system_unbound_wq, &m->work,
+				   msecs_to_jiffies(READ_ONCE(ept_migration_period_ms)));
+	}
+	mutex_unlock(&m->lock);
+}
+
+void __kvm_tdp_migrate_kick(struct kvm *kvm)
+{
+	struct kvm_tdp_migrate *m = kvm->arch.tdp_migrate;
+
+	if (!m)
+		return;
+	/* Racy on purpose: a kick lost to a concurrent pass only shortens lingering. */
+	WRITE_ONCE(m->linger, READ_ONCE(ept_migration_linger));
+	m->kicks++;
+	queue_delayed_work(system_unbound_wq, &m->work,
+			   msecs_to_jiffies(READ_ONCE(ept_migration_period_ms)));
+}
+
+void kvm_tdp_migrate_init(struct kvm *kvm)
+{
+	struct kvm_tdp_migrate *m;
+
+	/* Without it the VM simply never migrates its tables. */
+	m = kzalloc(sizeof(*m), GFP_KERNEL_ACCOUNT);
+	if (!m)
+		return;
+	m->node_count = kcalloc(nr_node_ids, sizeof(*m->node_count), GFP_KERNEL_ACCOUNT);
+	if (!m->node_count) {
+		kfree(m);
+		return;
+	}
+	m->kvm = kvm;
+	mutex_init(&m->lock);
+	INIT_DELAYED_WORK(&m->work, tdp_migrate_work);
+	kvm->arch.tdp_migrate = m;
+}
+
+void kvm_tdp_migrate_uninit(struct kvm *kvm)
+{
+	struct kvm_tdp_migrate *m = kvm->arch.tdp_migrate;
+
+	if (!m)
+		return;
+	/* The MMU notifier is gone: nothing can kick the work any more. */
+	cancel_delayed_work_sync(&m->work);
+	kvm->arch.tdp_migrate = NULL;
+	kfree(m->node_count);
+	kfree(m);
+}
+
+static int tdp_migrate_show(struct seq_file *s, void *v)
+{
+	struct kvm *kvm = s->private;
+	struct kvm_tdp_migrate *m = kvm->arch.tdp_migrate;
+	int level;
+
+	if (!m)
+		return -ENODEV;
+	mutex_lock(&m->lock);
+	seq_printf(s, "enabled %d\n", READ_ONCE(ept_migration));
+	seq_printf(s, "passes %llu\nkicks %llu\npending %d\n", m->passes, m->kicks,
+		   delayed_work_pending(&m->work));
+	for (level = PG_LEVEL_4K; level <= PT64_ROOT_MAX_LEVEL; level++)
+		seq_printf(s, "level %d scanned %llu migrated %llu\n", level,
+			   m->scanned[level], m->migrated[level]);
+	seq_printf(s, "roots_migrated %llu\nalloc_failed %llu\nflushes %llu\n",
+		   m->roots_migrated, m->alloc_failed, m->flushes);
+	seq_printf(s, "max_lock_hold_ns %llu\nlast_lock_hold_ns %llu\n",
+		   m->max_hold_ns, m->last_hold_ns);
+	mutex_unlock(&m->lock);
+	return 0;
+}
+
+/* Writing runs passes now, whatever the parameter, until one moves nothing. */
+static ssize_t tdp_migrate_write(struct file *file, const char __user *buf,
+				 size_t len, loff_t *ppos)
+{
+	struct kvm *kvm = file_inode(file)->i_private;
+	struct kvm_tdp_migrate *m = kvm->arch.tdp_migrate;
+	unsigned int passes = 0;
+	bool run;
+	int r;
+
+	r = kstrtobool_from_user(buf, len, &run);
+	if (r)
+		return r;
+	if (!m)
+		return -ENODEV;
+	if (!run)
+		return len;
+	mutex_lock(&m->lock);
+	while (tdp_migrate_pass(m, UINT_MAX) && ++passes < 16)
+		cond_resched();
+	mutex_unlock(&m->lock);
+	return len;
+}
+
+static int tdp_migrate_open(struct inode *inode, struct file *file)
+{
+	struct kvm *kvm = inode->i_private;
+	int r;
+
+	if (!kvm_get_kvm_safe(kvm))
+		return -ENOENT;
+	r = single_open(file, tdp_migrate_show, kvm);
+	if (r)
+		kvm_put_kvm(kvm);
+	return r;
+}
+
+static int tdp_migrate_release(struct inode *inode, struct file *file)
+{
+	kvm_put_kvm(inode->i_private);
+	return single_release(inode, file);
+}
+
+static const struct file_operations tdp_migrate_fops = {
+	.owner		= THIS_MODULE,
+	.open		= tdp_migrate_open,
+	.read		= seq_read,
+	.write		= tdp_migrate_write,
+	.llseek		= seq_lseek,
+	.release	= tdp_migrate_release,
+};
+
+void kvm_tdp_migrate_create_debugfs(struct kvm *kvm)
+{
+	if (kvm->arch.tdp_migrate)
+		debugfs_create_file("tdp_migrate", 0600, kvm->debugfs_dentry, kvm,
+				    &tdp_migrate_fops);
+}

@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kvm.ept_migration (Documentation/vmitosis/ept-migration.rst): the TDP page
+ * tables of a VM follow its memory to another node, every level and the root
+ * included, by copying and without dropping a mapping; they stay when the
+ * parameter is off; and moving them while the guest writes, dirty logging is
+ * on and the host unmaps guest memory loses neither data nor dirty pages.
+ *
+ * The VM (vmitosis_util.h) runs in this thread, first bound to node 0, so its
+ * memory and its TDP tables are allocated there; "moving" it means running on
+ * node 1 and migrate_pages(2) of the guest memory, as for a VM moved between
+ * sockets.
+ */
+#include <pthread.h>
+#include <time.h>
+
+#include "../kselftest_harness.h"
+#include "vmitosis_util.h"
+
+#define PARAM		"/sys/module/kvm/parameters/ept_migration"
+#define PERIOD		"/sys/module/kvm/parameters/ept_migration_period_ms"
+/* How long tables may take to follow their memory, with the default period of 200 ms. */
+#define FOLLOW_SECONDS	20
+
+static int write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, s, strlen(s)) != (ssize_t)strlen(s))
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* TDP table pages of every valid root, root included: in all and on @node. */
+static int tables_on(struct rm_vm *v, int node, int *total)
+{
+	char dir[96], path[128], line[512];
+	int on = 0;
+	FILE *f;
+
+	rm_vm_debugfs(v, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/tdp_pt_nodes", dir);
+	*total = 0;
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strchr(line, ':');
+		int id, level, n = 0;
+
+		if (sscanf(line, "root %d tables level %d:", &id, &level) != 2 || !p)
+			continue;
+		for (p++; *p && *p != '\n'; n++) {
+			char *end;
+			long c = strtol(p, &end, 10);
+
+			if (end == p)
+				break;
+			*total += c;
+			if (n == node)
+				on += c;
+			p = end;
+		}
+	}
+	fclose(f);
+	return on;
+}
+
+static int migrate_tables_now(struct rm_vm *v)
+{
+	char dir[96], path[128];
+
+	rm_vm_debugfs(v, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/tdp_migrate", dir);
+	return write_str(path, "1");
+}
+
+/* Move this thread to @to and the guest memory from @from to @to. */
+static int move_vm(struct rm_vm *v, int from, int to)
+{
+	unsigned long old = 1UL << from, new = 1UL << to;
+
+	(void)v;
+	if (bind_node(to))
+		return -1;
+	return syscall(SYS_migrate_pages, 0, 64, &old, &new) < 0 ? -1 : 0;
+}
+
+static void fill(struct rm_vm *v)
+{
+	int i;
+
+	for (i = 0; i < NR_PAGES; i++)
+		memset(v->mem + FIRST_PAGE + i * 4096 + 1, i + 1, 4095);
+}
+
+/* Every page holds the guest's mark and the host's pattern; returns the bad pages. */
+static int check(struct rm_vm *v)
+{
+	int i, j, bad = 0;
+
+	for (i = 0; i < NR_PAGES; i++) {
+		unsigned char *p = v->mem + FIRST_PAGE + i * 4096;
+
+		if (p[0] != 0x5a) {
+			bad++;
+			continue;
+		}
+		for (j = 1; j < 4096; j++)
+			if (p[j] != (unsigned char)(i + 1)) {
+				bad++;
+				break;
+			}
+	}
+	return bad;
+}
+
+FIXTURE(vm) {
+	struct rm_vm v;
+	char saved[8], saved_period[16];
+};
+
+FIXTURE_SETUP(vm)
+{
+	if (access(PARAM, W_OK))
+		SKIP(return, "no " PARAM " (CONFIG_VMITOSIS_EPT_MIGRATION)");
+	if (last_node() < 1)
+		SKIP(return, "needs two NUMA nodes");
+	ASSERT_LT(0, read_file(PARAM, self->saved, sizeof(self->saved)));
+	ASSERT_LT(0, read_file(PERIOD, self->saved_period, sizeof(self->saved_period)));
+	ASSERT_EQ(0, write_str(PARAM, "0"));
+	ASSERT_EQ(0, bind_node(0));
+	ASSERT_EQ(0, rm_vm_create(&self->v));
+	fill(&self->v);
+	ASSERT_EQ(KVM_EXIT_HLT, rm_vm_run(&self->v));
+	ASSERT_EQ(0, check(&self->v));
+}
+
+FIXTURE_TEARDOWN(vm)
+{
+	if (self->saved[0]) {
+		write_str(PARAM, self->saved);
+		write_str(PERIOD, self->saved_period);
+	}
+	if (self->v.run)
+		rm_vm_destroy(&self->v);
+}
+
+/* Wait until all tables are on @node; returns the seconds taken, or -1. */
+static int wait_tables_on(struct rm_vm *v, int node, int seconds)
+{
+	int t, total;
+
+	for (t = 0; t <= seconds * 10; t++) {
+		if (tables_on(v, node, &total) == total && total > 0)
+			return t / 10;
+		usleep(100000);
+	}
+	return -1;
+}
+
+TEST_F(vm, tables_follow_memory)
+{
+	long long pages, faults;
+	int total, on, secs;
+
+	on = tables_on(&self->v, 0, &total);
+	ASSERT_LE(4, total);		/* the root, 2 upper tables, 1 leaf table */
+	ASSERT_EQ(total, on);
+
+	ASSERT_EQ(0, write_str(PARAM, "1"));
+	ASSERT_EQ(0, move_vm(&self->v, 0, 1));
+	/* The guest touches its pages again: they are mapped from node 1 now. */
+	ASSERT_EQ(KVM_EXIT_HLT, rm_vm_run(&self->v));
+
+	secs = wait_tables_on(&self->v, 1, FOLLOW_SECONDS);
+	on = tables_on(&self->v, 1, &total);
+	TH_LOG("%d of %d tables on node 1 after %d s", on, total, secs);
+	ASSERT_LE(0, secs);
+
+	/* Copied, not zapped: every mapping survived, and the guest refaults nothing. */
+	pages = vm_stat(self->v.vm, "pages_4k");
+	faults = vm_stat(self->v.vcpu, "pf_fixed");
+	ASSERT_EQ(KVM_EXIT_HLT, rm_vm_run(&self->v));
+	EXPECT_EQ(pages, vm_stat(self->v.vm, "pages_4k"));
+	EXPECT_EQ(faults, vm_stat(self->v.vcpu, "pf_fixed"));
+	EXPECT_EQ(0, check(&self->v));
+}
+
+TEST_F(vm, tables_stay_when_off)
+{
+	int total, on;
+
+	ASSERT_EQ(0, move_vm(&self->v, 0, 1));
+	ASSERT_EQ(KVM_EXIT_HLT, rm_vm_run(&self->v));
+	sleep(2);
+	on = tables_on(&self->v, 0, &total);
+	TH_LOG("%d of %d tables still on node 0", on, total);
+	EXPECT_EQ(total, on);
+	EXPECT_EQ(0, check(&self->v));
+}
+
+TEST_F(vm, on_demand)
+{
+	int total, on;
+
+	ASSERT_EQ(0, move_vm(&self->v, 0, 1));
+	ASSERT_EQ(KVM_EXIT_HLT, rm_vm_run(&self->v));
+	ASSERT_EQ(0, migrate_tables_now(&self->v));
+	on = tables_on(&self->v, 1, &total);
+	TH_LOG("%d of %d tables on node 1 after one request", on, total);
+	EXPECT_EQ(total, on);
+	EXPECT_EQ(KVM_EXIT_HLT, rm_vm_run(&self->v));
+	EXPECT_EQ(0, check(&self->v));
+}
+
+struct stress {
+	struct rm_vm *v;
+	int stop;		/* __atomic */
+	int moves, unmaps;
+};
+
+/* Moves the guest memory back and forth and the tables after it. */
+static void *mover(void *arg)
+{
+	struct stress *s = arg;
+	int from = 0;
+
+	while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
+		unsigned long old = 1UL << from, new = 1UL << !from;
+
+		syscall(SYS_migrate_pages, 0, 64, &old, &new);
+		migrate_tables_now(s->v);
+		from = !from;
+		s->moves++;
+	}
+	return NULL;
+}
+
+/* Unmaps guest pages from the host side: MMU-notifier invalidations. */
+static void *unmapper(void *arg)
+{
+	struct stress *s = arg;
+
+	while (!__atomic_load_n(&s->stop, __ATOMIC_RELAXED)) {
+		/* Shared memory: the data stays, only the mappings go. */
+		madvise(s->v->mem + FIRST_PAGE, NR_PAGES * 4096 / 2, MADV_DONTNEED);
+		s->unmaps++;
+		usleep(1000);
+	}
+	return NULL;
+}
+
+TEST_F(vm, concurrent_writes_dirty_log_and_unmaps)
+{
+	struct kvm_userspace_memory_region region = {
+		.slot = 0, .flags = KVM_MEM_LOG_DIRTY_PAGES, .guest_phys_addr = 0,
+		.memory_size = GUEST_MEM, .userspace_addr = (unsigned long)self->v.mem,
+	};
+	unsigned long bitmap[GUEST_MEM / 4096 / 64];
+	struct kvm_dirty_log log = { .slot = 0, .dirty_bitmap = bitmap };
+	struct stress s = { .v = &self->v };
+	int i, runs = 0, lost = 0;
+	pthread_t a, b;
+	time_t end;
+
+	ASSERT_EQ(0, write_str(PERIOD, "10"));
+	ASSERT_EQ(0, write_str(PARAM, "1"));
+	ASSERT_EQ(0, ioctl(self->v.vm, KVM_SET_USER_MEMORY_REGION, &region));
+	ASSERT_EQ(0, ioctl(self->v.vm, KVM_GET_DIRTY_LOG, &log));
+	ASSERT_EQ(0, pthread_create(&a, NULL, mover, &s));
+	ASSERT_EQ(0, pthread_create(&b, NULL, unmapper, &s));
+
+	for (end = time(NULL) + 5; time(NULL) < end; runs++) {
+		if (rm_vm_run(&self->v) != KVM_EXIT_HLT)
+			break;
+		/* The guest wrote every page: every one of them must be logged dirty. */
+		memset(bitmap, 0, sizeof(bitmap));
+		if (ioctl(self->v.vm, KVM_GET_DIRTY_LOG, &log))
+			break;
+		for (i = 0; i < NR_PAGES; i++) {
+			unsigned long gfn = FIRST_PAGE / 4096 + i;
+
+			if (!(bitmap[gfn / 64] & (1UL << (gfn % 64))))
+				lost++;
+		}
+	}
+	__atomic_store_n(&s.stop, 1, __ATOMIC_RELAXED);
+	pthread_join(a, NULL);
+	pthread_join(b, NULL);
+	TH_LOG("%d guest runs, %d moves, %d unmaps, %d dirty pages lost",
+	       runs, s.moves, s.unmaps, lost);
+	EXPECT_LT(10, runs);
+	EXPECT_LT(0, s.moves);
+	EXPECT_EQ(0, lost);
+	EXPECT_EQ(0, check(&self->v));
+}
+
+TEST_HARNESS_MAIN
