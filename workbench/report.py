@@ -88,6 +88,15 @@ def main(walks, sockets, out, analyzer_dir):
         thin = meta["scenario"] == "thin-migrated"
         guest_thp = [line.split()[1] for line in lines_of(d, "guest.txt")
                      if line.startswith("thp ")]
+        # kvm.ept_migration's counters (tdp_migrate in the VM's debugfs), when it ran.
+        migration = {}
+        for line in lines_of(d, "tdp_migrate"):
+            f = line.split()
+            if f[0] == "level" and len(f) == 6:
+                migration.setdefault("levels", {})[f[1]] = {"scanned": int(f[3]),
+                                                            "migrated": int(f[5])}
+            elif len(f) == 2 and f[1].isdigit():
+                migration[f[0]] = int(f[1])
         run = {
             "scenario": meta["scenario"],
             "guest": meta["guest"],
@@ -102,6 +111,7 @@ def main(walks, sockets, out, analyzer_dir):
             "gups_size": meta.get("size") if meta["workload"].startswith("gups") else None,
             "guest_opts": meta.get("guest_opts"),
             "host_move": meta.get("host_move"),
+            "ept_migration": migration if meta["config"] != "baseline" else None,
             "workload_output": lines_of(d, "workload.txt"),
         }
         runs.append(run)
@@ -114,6 +124,13 @@ def main(walks, sockets, out, analyzer_dir):
                 (e["socket"],) + tuple(fmt(e[k]) for k in FIELDS) +
                 ("   <- measured here" if e["socket"] == run["measured_on"] else "",)))
         print("  page-table pages per host node: gPT %s, ePT %s" % (gpt_nodes, ept_nodes))
+        if run["ept_migration"]:
+            m = run["ept_migration"]
+            print("  ePT migration: %s tables migrated (%s), roots %s, longest mmu_lock hold %.1f us"
+                  % (sum(v["migrated"] for v in m.get("levels", {}).values()),
+                     ", ".join("L%s %d/%d" % (k, v["migrated"], v["scanned"])
+                               for k, v in sorted(m.get("levels", {}).items()) if v["scanned"]),
+                     m.get("roots_migrated"), m.get("max_lock_hold_ns", 0) / 1000))
 
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump({"runs": runs}, f, indent=1)
@@ -160,10 +177,24 @@ def main(walks, sockets, out, analyzer_dir):
             r["scenario"], r["guest"], r["workload"], r["config"],
             r["pt_pages_per_node"]["gpt"], r["pt_pages_per_node"]["ept"], r["translations"],
             r["thp"]["host"], r["thp"]["guest"]))
+    md += ["", "## ePT migration", "",
+           "Tables migrated / scanned per level (L4: the root), from the VM's tdp_migrate.", "",
+           "| scenario | guest | workload | migrated/scanned | roots | longest mmu_lock hold |",
+           "| --- | --- | --- | --- | --- | --- |"]
+    for r in runs:
+        m = r["ept_migration"]
+        if not m:
+            continue
+        md.append("| %s | %s | %s | %s | %s | %.1f us |" % (
+            r["scenario"], r["guest"], r["workload"],
+            ", ".join("L%s %d/%d" % (k, v["migrated"], v["scanned"])
+                      for k, v in sorted(m.get("levels", {}).items()) if v["scanned"]),
+            m.get("roots_migrated"), m.get("max_lock_hold_ns", 0) / 1000))
     md += ["", "## Workload output", ""]
     for r in runs:
-        md.append("- %s, %s guest, %s: %s" % (r["scenario"], r["guest"], r["workload"],
-                                             "; ".join(r["workload_output"]) or "-"))
+        md.append("- %s, %s guest, %s, %s: %s" % (r["scenario"], r["guest"], r["workload"],
+                                                 r["config"],
+                                                 "; ".join(r["workload_output"]) or "-"))
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write("\n".join(md) + "\n")
 

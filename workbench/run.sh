@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # make run: boot the emulated NUMA server and run the scenarios of vmitosis-pt-placement in it
 # (thin-migrated and wide, in a NUMA-visible and a NUMA-oblivious guest, with GUPS 4K, GUPS THP
-# and memcached). Each run's page-table dumps come back through the share; the 2D walks are
+# and memcached; baseline, and thin-migrated with ePT migration on). Each run's page-table dumps come back through the share; the 2D walks are
 # replayed here with tools/vmitosis/walk_locality.py and summed up in out/report.{md,json,png}.
 # The console output is also written to out/run.txt.
 #
-# RUNS selects runs (SCENARIO.GUEST.WORKLOAD, see vmitosis-pt-placement); RUN_ARGS are passed to
+# RUNS selects runs (SCENARIO.GUEST.WORKLOAD[.CONFIG], see vmitosis-pt-placement); RUN_ARGS are passed to
 # it (e.g. --size 128M). When the emulated host dies without an exit status (QEMU's nested SVM
 # under TCG does, now and then: see README), it is booted again for the runs still missing.
 . "$(dirname "$0")/lib.sh"
@@ -16,6 +16,10 @@ if [ -z "${RUNS:-}" ]; then
 	RUNS=
 	for sg in thin-migrated.visible thin-migrated.oblivious wide.visible wide.oblivious; do
 		for w in gups-4k gups-thp memcached; do RUNS="$RUNS $sg.$w"; done
+	done
+	# The features, where they change something: thin-migrated.
+	for g in visible oblivious; do
+		for w in gups-4k memcached; do RUNS="$RUNS thin-migrated.$g.$w.ept-migration"; done
 	done
 fi
 start=$(date +%s)

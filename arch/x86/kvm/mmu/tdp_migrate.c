@@ -10,8 +10,7 @@
  * the TDP tables bottom-up (leaf tables first, the root last) and moves each
  * table page to the node holding most of what it maps: for a leaf table the
  * pages its SPTEs point to, for an upper table its child tables. Each period
- * moves a bounded batch, and scans at most a table's worth of tables per hold
- * of mmu_lock.
+ * moves a bounded batch, and scans at most 64 tables per hold of mmu_lock.
  *
  * A move copies; it never zaps. Under mmu_lock held for write, which excludes
  * every fault, zap, notifier invalidation, dirty-log and split/collapse path
@@ -93,6 +92,8 @@ MODULE_PARM_DESC(ept_migration_linger,
 
 /* Moves finished with one TLB flush. */
 #define TDP_MIGRATE_FLUSH_BATCH	64
+/* Tables scanned per hold of mmu_lock. */
+#define TDP_MIGRATE_SCAN_BATCH	64
 
 struct tdp_migrate_pair {
 	struct kvm_mmu_page *old_sp;
@@ -130,29 +131,45 @@ static int sp_nid(struct kvm_mmu_page *sp)
 	return page_to_nid(virt_to_page(sp->spt));
 }
 
+static unsigned int tdp_present_entries(struct kvm_mmu_page *sp)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < SPTE_ENT_PER_PAGE; i++)
+		n += is_shadow_present_pte(kvm_tdp_mmu_read_spte((tdp_ptep_t)(sp->spt + i)));
+	return n;
+}
+
 /*
- * The node holding most of what @sp maps: the backing pages of its leaf
- * SPTEs and the pages of its child tables, one vote per present SPTE. Ties
- * and empty tables keep the current node, so tables do not ping-pong.
+ * The node holding most of what @sp maps. A leaf table counts its mapped
+ * pages by node. An upper table counts its child tables, each weighed by its
+ * present entries, so that tables emptied by a zap do not hold their parents
+ * back, and its huge-page leaves as full tables. Ties and tables that map
+ * nothing keep the current node, so tables do not ping-pong.
  */
 static int tdp_target_node(struct kvm_tdp_migrate *m, struct kvm_mmu_page *sp)
 {
-	int cur = sp_nid(sp), best = cur, i, nid;
+	int level = sp->role.level, cur = sp_nid(sp), best = cur, i, nid;
 
 	memset(m->node_count, 0, nr_node_ids * sizeof(*m->node_count));
 	for (i = 0; i < SPTE_ENT_PER_PAGE; i++) {
 		u64 spte = kvm_tdp_mmu_read_spte((tdp_ptep_t)(sp->spt + i));
+		unsigned int weight = 1;
 
 		if (!is_shadow_present_pte(spte))
 			continue;
 		nid = page_nid(spte_to_pfn(spte));
-		if (nid != NUMA_NO_NODE)
-			m->node_count[nid]++;
+		if (nid == NUMA_NO_NODE)
+			continue;
+		if (level > PG_LEVEL_4K)
+			weight = is_last_spte(spte, level) ? SPTE_ENT_PER_PAGE :
+				 tdp_present_entries(spte_to_child_sp(spte));
+		m->node_count[nid] += weight;
 	}
 	for_each_node(nid)
 		if (m->node_count[nid] > m->node_count[best])
 			best = nid;
-	return best;
+	return m->node_count[best] ? best : NUMA_NO_NODE;
 }
 
 static struct kvm_mmu_page *tdp_alloc_sp_on(int nid)
@@ -300,7 +317,7 @@ static void tdp_migrate_hold_end(struct kvm_tdp_migrate *m, u64 start)
 
 /*
  * Move the misplaced tables of @level under @root. mmu_lock is dropped after
- * every SPTE_ENT_PER_PAGE tables scanned (and the moves among them flushed),
+ * every TDP_MIGRATE_SCAN_BATCH tables scanned (and the moves among them flushed),
  * and the walk resumes at the next GFN. Returns how much of @budget is left.
  */
 static unsigned int tdp_migrate_level(struct kvm_tdp_migrate *m, struct kvm_mmu_page *root,
@@ -311,6 +328,8 @@ static unsigned int tdp_migrate_level(struct kvm_tdp_migrate *m, struct kvm_mmu_
 	struct tdp_iter iter;
 
 	while (start < end && budget) {
+		struct kvm_mmu_page *parent = NULL;
+		int parent_nid = NUMA_NO_NODE;
 		unsigned int scanned = 0;
 		gfn_t next = end;
 		u64 t0;
@@ -326,7 +345,7 @@ static unsigned int tdp_migrate_level(struct kvm_tdp_migrate *m, struct kvm_mmu_
 			struct kvm_mmu_page *sp;
 			int nid;
 
-			if (scanned == SPTE_ENT_PER_PAGE) {
+			if (scanned == TDP_MIGRATE_SCAN_BATCH) {
 				next = iter.gfn;
 				break;
 			}
@@ -337,7 +356,20 @@ static unsigned int tdp_migrate_level(struct kvm_tdp_migrate *m, struct kvm_mmu_
 			scanned++;
 			m->scanned[level]++;
 			nid = tdp_target_node(m, sp);
-			if (nid == sp_nid(sp) || !tdp_migrate_child(m, &iter, sp, nid))
+			/*
+			 * A table whose mappings were all zapped (the memory moved
+			 * and was not touched since) goes where its siblings' memory
+			 * is: it will map that memory again when it is touched.
+			 */
+			if (nid == NUMA_NO_NODE) {
+				if (parent != sptep_to_sp(rcu_dereference(iter.sptep))) {
+					parent = sptep_to_sp(rcu_dereference(iter.sptep));
+					parent_nid = tdp_target_node(m, parent);
+				}
+				nid = parent_nid;
+			}
+			if (nid == NUMA_NO_NODE || nid == sp_nid(sp) ||
+			    !tdp_migrate_child(m, &iter, sp, nid))
 				continue;
 			if (!--budget)
 				break;
@@ -444,7 +476,8 @@ static unsigned int tdp_migrate_pass(struct kvm_tdp_migrate *m, unsigned int bud
 
 			m->scanned[root->role.level]++;
 			nid = tdp_target_node(m, root);
-			if (nid != sp_nid(root) && tdp_migrate_root(m, root, nid))
+			if (nid != NUMA_NO_NODE && nid != sp_nid(root) &&
+			    tdp_migrate_root(m, root, nid))
 				left--;
 			tdp_migrate_hold_end(m, t0);
 		}

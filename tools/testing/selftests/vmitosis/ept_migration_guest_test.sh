@@ -1,0 +1,97 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# kvm.ept_migration with a real guest, in the emulated host of the vMitosis
+# test bed: a VM runs on host node 0 (its QEMU and vCPU thread there, its
+# memory allocated there), a guest process populates 256 MiB, then the host
+# moves the VM to node 1 as a move between sockets does (every QEMU thread
+# re-pinned, migratepages of its memory). With ept_migration on, at least 99%
+# of the VM's TDP table pages, every level and the root included, must be on
+# node 1 within FOLLOW seconds, and the guest process's data must be intact.
+
+DIR=$(dirname "$0")
+. "$DIR/../kselftest/ktap_helpers.sh"
+
+PARAM=/sys/module/kvm/parameters/ept_migration
+FOLLOW=60
+
+ktap_print_header
+if ! command -v vmitosis-guest >/dev/null || [ ! -e /dev/kvm ] ||
+   [ "${VMITOSIS_LEVEL:-}" != 1 ]; then
+	ktap_skip_all "not in the emulated host (vmitosis-guest, /dev/kvm)"
+	exit "$KSFT_SKIP"
+fi
+if [ ! -w $PARAM ] || [ ! -d /sys/devices/system/node/node1 ]; then
+	ktap_skip_all "needs $PARAM and two nodes"
+	exit "$KSFT_SKIP"
+fi
+ktap_set_plan 3
+
+saved=$(cat $PARAM)
+trap 'kill $gpid 2>/dev/null; echo $saved > $PARAM' EXIT
+echo 1 > $PARAM
+
+share=/tmp/ept-migration-guest.$$
+rm -rf "$share"
+mkdir -p "$share"
+vmitosis-guest --numa=oblivious --cpus 1 --mem 640M --host-nodes 0 --timeout 400 \
+	--share "$share" --pidfile "$share/qemu.pid" -- \
+	sh -c 'vmitosis_mem --size 256M --no-thp --hold > /tmp/mem.out 2>&1 &
+	       while ! grep -q ready /tmp/mem.out; do sleep 0.2; done
+	       touch /share/up
+	       while [ ! -e /share/done ]; do sleep 0.2; done
+	       kill $!; wait $!' &
+gpid=$!
+n=0
+while [ ! -e "$share/up" ] && [ $n -lt 1500 ] && kill -0 $gpid 2>/dev/null; do
+	sleep 0.2
+	n=$((n + 1))
+done
+qpid=$(cat "$share/qemu.pid" 2>/dev/null)
+dir=$(ls -d /sys/kernel/debug/kvm/"$qpid"-* 2>/dev/null | head -n1)
+
+# "on N of TOTAL": TDP table pages on node N, root included, from tdp_pt_nodes.
+tables_on() {
+	awk -v n="$1" '/^root [0-9]+ tables level/ {
+		for (i = 6; i <= NF; i++) { t += $i; if (i - 6 == n) on += $i } }
+		END { printf "%d %d\n", on, t }' "$dir/tdp_pt_nodes"
+}
+
+set -- $(tables_on 0)
+if [ -n "$dir" ] && [ "$2" -gt 0 ] && [ "$1" -eq "$2" ]; then
+	ktap_test_pass "all $2 TDP tables on node 0 before the move"
+else
+	ktap_print_msg "guest up: $(ls "$share"), VM: '$dir', tables on node 0: $*"
+	ktap_test_fail "all TDP tables on node 0 before the move"
+fi
+
+for t in /proc/"$qpid"/task/*; do
+	taskset -p -c "$(cat /sys/devices/system/node/node1/cpulist)" "${t##*/}" > /dev/null
+done
+migratepages "$qpid" 0 1
+s=0
+while [ $s -lt $FOLLOW ]; do
+	set -- $(tables_on 1)
+	[ "$2" -gt 0 ] && [ $(( $1 * 100 )) -ge $(( $2 * 99 )) ] && break
+	sleep 1
+	s=$((s + 1))
+done
+set -- $(tables_on 1)
+ktap_print_msg "$1 of $2 TDP tables on node 1 after $s s; $(grep -E '^(level|roots_migrated|max_lock)' "$dir/tdp_migrate" | tr '\n' ' ')"
+if [ "$2" -gt 0 ] && [ $(( $1 * 100 )) -ge $(( $2 * 99 )) ]; then
+	ktap_test_pass "at least 99% of the TDP tables follow the VM to node 1 within $FOLLOW s"
+else
+	ktap_test_fail "at least 99% of the TDP tables follow the VM to node 1 within $FOLLOW s"
+fi
+
+touch "$share/done"
+wait $gpid
+rc=$?
+if [ $rc -eq 0 ]; then
+	ktap_test_pass "the guest's 256 MiB are intact"
+else
+	ktap_print_msg "guest exit $rc: $(tail -n 3 "$share/console.log" 2>/dev/null)"
+	ktap_test_fail "the guest's 256 MiB are intact"
+fi
+rm -rf "$share"
+ktap_finished
