@@ -121,9 +121,20 @@ struct kvm_tdp_migrate {
 	u64 last_hold_ns;
 };
 
+/*
+ * The node of a mapped page. Pages without a struct page and the shared zero
+ * pages, which every process maps wherever it runs, have none to follow.
+ */
 static int page_nid(kvm_pfn_t pfn)
 {
-	return pfn_valid(pfn) ? page_to_nid(pfn_to_page(pfn)) : NUMA_NO_NODE;
+	struct page *page;
+
+	if (!pfn_valid(pfn) || is_zero_pfn(pfn))
+		return NUMA_NO_NODE;
+	page = pfn_to_page(pfn);
+	if (is_huge_zero_folio(page_folio(page)))
+		return NUMA_NO_NODE;
+	return page_to_nid(page);
 }
 
 static int sp_nid(struct kvm_mmu_page *sp)
@@ -158,7 +169,10 @@ static int tdp_target_node(struct kvm_tdp_migrate *m, struct kvm_mmu_page *sp)
 
 		if (!is_shadow_present_pte(spte))
 			continue;
-		nid = page_nid(spte_to_pfn(spte));
+		if (level > PG_LEVEL_4K && !is_last_spte(spte, level))
+			nid = sp_nid(spte_to_child_sp(spte));
+		else
+			nid = page_nid(spte_to_pfn(spte));
 		if (nid == NUMA_NO_NODE)
 			continue;
 		if (level > PG_LEVEL_4K)
