@@ -83,7 +83,8 @@ while [ $s -lt $FOLLOW ]; do
 	s=$((s + 1))
 done
 set -- $(tables_on 1)
-ktap_print_msg "$1 of $2 TDP tables on node 1 after $s s; $(grep -E '^(level|roots_migrated|max_lock)' "$dir/tdp_migrate" | tr '\n' ' ')"
+stats=$(grep -E '^(level|roots_migrated|max_lock)' "$dir/tdp_migrate" | tr '\n' ' ')
+ktap_print_msg "$1 of $2 TDP tables on node 1 after $s s; $stats"
 if [ "$2" -gt 0 ] && [ $(( $1 * 100 )) -ge $(( $2 * 95 )) ]; then
 	ktap_test_pass "at least 95% of the TDP tables follow the VM to node 1 within $FOLLOW s"
 else

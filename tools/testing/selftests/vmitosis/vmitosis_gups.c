@@ -147,7 +147,7 @@ static size_t parse_size(const char *s)
 	return v;
 }
 
-static void usage(const char *prog)
+static void bad_args(const char *prog)
 {
 	fprintf(stderr, "usage: %s [--size SIZE] [--thp|--no-thp] [--threads N] [--pin]\n"
 		"       [--updates N] [--wait-move] [--hold]\n", prog);
@@ -189,7 +189,7 @@ int main(int argc, char **argv)
 		case 'T':
 			nr_threads = parse_size(optarg);
 			if (nr_threads > CPU_SETSIZE)
-				usage(argv[0]);
+				bad_args(argv[0]);
 			break;
 		case 'p':
 			pin = 1;
@@ -204,11 +204,11 @@ int main(int argc, char **argv)
 			hold = 1;
 			break;
 		default:
-			usage(argv[0]);
+			bad_args(argv[0]);
 		}
 	}
 	if (optind != argc || size < sizeof(*words))
-		usage(argv[0]);
+		bad_args(argv[0]);
 	nr_words = size / sizeof(*words);
 	if (!updates)
 		updates = nr_words / 4;
