@@ -61,14 +61,25 @@ printf '%s\n' "$CMD" > "$share/cmd"
 # ttyS0 (the kernel console) goes to a log, ttyS1 (CMD's output) to stdout. QEMU logs CPU
 # resets (a triple fault ends the run quietly under -no-reboot) to another.
 console=$BUILD/l1-console.log
-args+=(-d cpu_reset -D "$BUILD/l1-qemu.log")
+args+=(-d cpu_reset -D "$BUILD/l1-qemu.log" -pidfile "$share/qemu.pid")
+rm -f "$share/qemu.pid"
+: > "$console"
 t0=$(date +%s.%N)
 tmo=(); [ "$TIMEOUT" -gt 0 ] && tmo=(timeout "$TIMEOUT")
 { st=0; "${tmo[@]}" qemu-system-x86_64 "${args[@]}" -serial "file:$console" -serial stdio \
 	< /dev/null || st=$?; echo "$st" > "$share/qemu.status"; } 2>&1 | sed -u 's/\r$//' &
 qpid=$!
-booted=
+booted= panicked=
 while kill -0 $qpid 2>/dev/null; do
+	# A panicking L1 may hang instead of resetting (nested SVM under TCG, see README): give it
+	# 20 s to reset, then stop it; it ends like any L1 that died without an exit status.
+	if grep -q "Kernel panic - not syncing" "$console" 2>/dev/null; then
+		[ -n "$panicked" ] || panicked=$(date +%s)
+		if [ $(( $(date +%s) - panicked )) -ge 20 ] && [ -s "$share/qemu.pid" ]; then
+			say "the emulated host panicked and hangs: stopping it"
+			kill "$(cat "$share/qemu.pid")" 2>/dev/null || true
+		fi
+	fi
 	if [ -z "$booted" ] && [ -s "$share/booted" ]; then
 		booted=$(date +%s.%N)
 		[ "$BOOT_TIME" = 1 ] && say "L1 booted in $(echo "$booted - $t0" | bc | xargs printf '%.1f') s (kernel up $(cat "$share/booted") s at init)"

@@ -186,6 +186,71 @@ static int tdp_target_node(struct kvm_tdp_migrate *m, struct kvm_mmu_page *sp)
 	return m->node_count[best] ? best : NUMA_NO_NODE;
 }
 
+/*
+ * Placement. While ept_migration is on, a TDP fault allocates the tables it
+ * needs on the node of the page it maps: the leaf table maps it, and an
+ * upper table allocated by the same fault has that leaf table as its only
+ * child. The vCPU's node is the fallback for what has no node (MMIO, the
+ * zero page) and when the node's cache cannot be filled; roots come from the
+ * vCPU's default cache, on its node. Each vCPU has one small cache per node,
+ * filled before mmu_lock is taken, as the default cache is.
+ */
+#define TDP_NODE_CACHE_MIN	PT64_ROOT_MAX_LEVEL
+#define TDP_NODE_CACHE_SIZE	(2 * PT64_ROOT_MAX_LEVEL)
+
+void kvm_tdp_placement_vcpu_init(struct kvm_vcpu *vcpu)
+{
+	struct kvm_mmu_memory_cache *caches;
+	int nid;
+
+	vcpu->arch.mmu_pt_node = NUMA_NO_NODE;
+	/* Without them the vCPU allocates its tables locally, as KVM does. */
+	caches = kcalloc(nr_node_ids, sizeof(*caches), GFP_KERNEL_ACCOUNT);
+	if (!caches)
+		return;
+	for_each_node(nid) {
+		caches[nid].on_node = true;
+		caches[nid].node = nid;
+		caches[nid].init_value = vcpu->arch.mmu_shadow_page_cache.init_value;
+		caches[nid].gfp_zero = vcpu->arch.mmu_shadow_page_cache.gfp_zero;
+	}
+	vcpu->arch.mmu_pt_node_caches = caches;
+}
+
+void kvm_tdp_placement_vcpu_free(struct kvm_vcpu *vcpu)
+{
+	struct kvm_mmu_memory_cache *caches = vcpu->arch.mmu_pt_node_caches;
+	int nid;
+
+	if (!caches)
+		return;
+	for_each_node(nid)
+		kvm_mmu_free_memory_cache(&caches[nid]);
+	kfree(caches);
+	vcpu->arch.mmu_pt_node_caches = NULL;
+}
+
+void __kvm_tdp_placement_prepare(struct kvm_vcpu *vcpu, kvm_pfn_t pfn)
+{
+	struct kvm_mmu_memory_cache *caches = vcpu->arch.mmu_pt_node_caches;
+	int nid = page_nid(pfn);
+
+	if (!caches || !tdp_mmu_enabled)
+		return;
+	if (nid == NUMA_NO_NODE)
+		nid = numa_node_id();
+	if (__kvm_mmu_topup_memory_cache(&caches[nid], TDP_NODE_CACHE_SIZE, TDP_NODE_CACHE_MIN))
+		return;
+	vcpu->arch.mmu_pt_node = nid;
+}
+
+void *__kvm_tdp_placement_alloc(struct kvm_vcpu *vcpu)
+{
+	struct kvm_mmu_memory_cache *mc = &vcpu->arch.mmu_pt_node_caches[vcpu->arch.mmu_pt_node];
+
+	return mc->nobjs ? kvm_mmu_memory_cache_alloc(mc) : NULL;
+}
+
 static struct kvm_mmu_page *tdp_alloc_sp_on(int nid)
 {
 	gfp_t gfp = GFP_NOWAIT | __GFP_ACCOUNT | __GFP_NOWARN;

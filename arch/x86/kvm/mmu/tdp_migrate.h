@@ -4,10 +4,43 @@
 
 #include <linux/jump_label.h>
 
+#include <linux/kvm_types.h>
+#include <linux/numa.h>
+
 struct kvm;
+struct kvm_vcpu;
 
 #ifdef CONFIG_VMITOSIS_EPT_MIGRATION
 DECLARE_STATIC_KEY_FALSE(kvm_tdp_migrate_key);
+
+void kvm_tdp_placement_vcpu_init(struct kvm_vcpu *vcpu);
+void kvm_tdp_placement_vcpu_free(struct kvm_vcpu *vcpu);
+void __kvm_tdp_placement_prepare(struct kvm_vcpu *vcpu, kvm_pfn_t pfn);
+void *__kvm_tdp_placement_alloc(struct kvm_vcpu *vcpu);
+
+/*
+ * Before a TDP fault takes mmu_lock: the tables it may allocate go to the
+ * node of the page it maps (see tdp_migrate.c). Sleeps to fill that node's
+ * cache, as mmu_topup_memory_caches() does.
+ */
+static inline void kvm_tdp_placement_prepare(struct kvm_vcpu *vcpu, kvm_pfn_t pfn)
+{
+	if (static_branch_unlikely(&kvm_tdp_migrate_key))
+		__kvm_tdp_placement_prepare(vcpu, pfn);
+}
+
+static inline void kvm_tdp_placement_done(struct kvm_vcpu *vcpu)
+{
+	vcpu->arch.mmu_pt_node = NUMA_NO_NODE;
+}
+
+/* A table page for the fault being handled, or NULL for the vCPU's default cache. */
+static inline void *kvm_tdp_placement_alloc(struct kvm_vcpu *vcpu)
+{
+	if (vcpu->arch.mmu_pt_node == NUMA_NO_NODE)
+		return NULL;
+	return __kvm_tdp_placement_alloc(vcpu);
+}
 
 void kvm_tdp_migrate_init(struct kvm *kvm);
 void kvm_tdp_migrate_uninit(struct kvm *kvm);
@@ -26,6 +59,11 @@ static inline void kvm_tdp_migrate_kick(struct kvm *kvm)
 		__kvm_tdp_migrate_kick(kvm);
 }
 #else
+static inline void kvm_tdp_placement_vcpu_init(struct kvm_vcpu *vcpu) { }
+static inline void kvm_tdp_placement_vcpu_free(struct kvm_vcpu *vcpu) { }
+static inline void kvm_tdp_placement_prepare(struct kvm_vcpu *vcpu, kvm_pfn_t pfn) { }
+static inline void kvm_tdp_placement_done(struct kvm_vcpu *vcpu) { }
+static inline void *kvm_tdp_placement_alloc(struct kvm_vcpu *vcpu) { return NULL; }
 static inline void kvm_tdp_migrate_init(struct kvm *kvm) { }
 static inline void kvm_tdp_migrate_uninit(struct kvm *kvm) { }
 static inline void kvm_tdp_migrate_create_debugfs(struct kvm *kvm) { }

@@ -299,4 +299,47 @@ TEST_F(vm, concurrent_writes_dirty_log_and_unmaps)
 	EXPECT_EQ(0, check(&self->v));
 }
 
+/*
+ * A VM whose vCPU thread runs on node 0 and whose memory is on node 1: with
+ * ept_migration on, the tables its faults allocate go to node 1, all but the
+ * root, which comes from the vCPU's node; with it off, all go to node 0.
+ */
+static void new_tables(struct __test_metadata *_metadata, const char *param, int node)
+{
+	char saved[8];
+	struct rm_vm v;
+	int total, on;
+
+	if (access(PARAM, W_OK))
+		SKIP(return, "no " PARAM " (CONFIG_VMITOSIS_EPT_MIGRATION)");
+	if (last_node() < 1)
+		SKIP(return, "needs two NUMA nodes");
+	ASSERT_LT(0, read_file(PARAM, saved, sizeof(saved)));
+	ASSERT_EQ(0, write_str(PARAM, param));
+	ASSERT_EQ(0, bind_node(0));
+	ASSERT_EQ(0, rm_vm_create_on(&v, 1));
+	ASSERT_EQ(KVM_EXIT_HLT, rm_vm_run(&v));
+	on = tables_on(&v, node, &total);
+	TH_LOG("%d of %d tables on node %d", on, total, node);
+	EXPECT_EQ(1, v.mem[FIRST_PAGE] == 0x5a && page_node(v.mem + FIRST_PAGE) == 1);
+	if (node == 1) {
+		EXPECT_EQ(total - 1, on);
+		EXPECT_EQ(1, tables_on(&v, 0, &total));
+	} else {
+		EXPECT_EQ(total, on);
+	}
+	write_str(PARAM, saved);
+	rm_vm_destroy(&v);
+}
+
+TEST(new_tables_on_the_node_of_their_memory)
+{
+	new_tables(_metadata, "1", 1);
+}
+
+TEST(new_tables_on_the_vcpu_node_when_off)
+{
+	new_tables(_metadata, "0", 0);
+}
+
 TEST_HARNESS_MAIN
