@@ -436,19 +436,21 @@ static unsigned int tdp_migrate_level(struct kvm_tdp_migrate *m, struct kvm_mmu_
 			m->scanned[level]++;
 			nid = tdp_target_node(m, sp);
 			/*
-			 * A table whose mappings were all zapped (the memory moved
-			 * and was not touched since) goes where its siblings' memory
-			 * is: it will map that memory again when it is touched.
+			 * A table that maps nothing with a node (its memory moved and
+			 * was not touched since, or only MMIO) goes where its siblings'
+			 * memory is, which it will likely map when touched; if they
+			 * map nothing either, where its parent is.
 			 */
 			if (nid == NUMA_NO_NODE) {
 				if (parent != sptep_to_sp(rcu_dereference(iter.sptep))) {
 					parent = sptep_to_sp(rcu_dereference(iter.sptep));
 					parent_nid = tdp_target_node(m, parent);
+					if (parent_nid == NUMA_NO_NODE)
+						parent_nid = sp_nid(parent);
 				}
 				nid = parent_nid;
 			}
-			if (nid == NUMA_NO_NODE || nid == sp_nid(sp) ||
-			    !tdp_migrate_child(m, &iter, sp, nid))
+			if (nid == sp_nid(sp) || !tdp_migrate_child(m, &iter, sp, nid))
 				continue;
 			if (!--budget)
 				break;
