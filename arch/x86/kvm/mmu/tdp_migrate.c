@@ -10,7 +10,8 @@
  * the TDP tables bottom-up (leaf tables first, the root last) and moves each
  * table page to the node holding most of what it maps: for a leaf table the
  * pages its SPTEs point to, for an upper table its child tables. Each period
- * moves a bounded batch, and scans at most 64 tables per hold of mmu_lock.
+ * moves a bounded batch, and reads at most about 64 tables' worth of SPTEs
+ * per hold of mmu_lock.
  *
  * A move copies; it never zaps. Under mmu_lock held for write, which excludes
  * every fault, zap, notifier invalidation, dirty-log and split/collapse path
@@ -92,8 +93,11 @@ MODULE_PARM_DESC(ept_migration_linger,
 
 /* Moves finished with one TLB flush. */
 #define TDP_MIGRATE_FLUSH_BATCH	64
-/* Tables scanned per hold of mmu_lock. */
-#define TDP_MIGRATE_SCAN_BATCH	64
+/*
+ * SPTEs read per hold of mmu_lock, about 64 leaf tables (an upper table
+ * costs its own entries plus those of each child it weighs).
+ */
+#define TDP_MIGRATE_SCAN_BATCH	(64 * SPTE_ENT_PER_PAGE)
 
 struct tdp_migrate_pair {
 	struct kvm_mmu_page *old_sp;
@@ -106,6 +110,7 @@ struct kvm_tdp_migrate {
 	struct mutex lock;		/* one pass at a time */
 	unsigned int linger;		/* passes left before idling */
 	int *node_count;		/* nr_node_ids, under @lock */
+	unsigned int reads;		/* SPTEs read in this hold of mmu_lock */
 	struct tdp_migrate_pair pending[TDP_MIGRATE_FLUSH_BATCH];
 	int nr_pending;
 
@@ -142,10 +147,11 @@ static int sp_nid(struct kvm_mmu_page *sp)
 	return page_to_nid(virt_to_page(sp->spt));
 }
 
-static unsigned int tdp_present_entries(struct kvm_mmu_page *sp)
+static unsigned int tdp_present_entries(struct kvm_tdp_migrate *m, struct kvm_mmu_page *sp)
 {
 	unsigned int i, n = 0;
 
+	m->reads += SPTE_ENT_PER_PAGE;
 	for (i = 0; i < SPTE_ENT_PER_PAGE; i++)
 		n += is_shadow_present_pte(kvm_tdp_mmu_read_spte((tdp_ptep_t)(sp->spt + i)));
 	return n;
@@ -163,6 +169,7 @@ static int tdp_target_node(struct kvm_tdp_migrate *m, struct kvm_mmu_page *sp)
 	int level = sp->role.level, cur = sp_nid(sp), best = cur, i, nid;
 
 	memset(m->node_count, 0, nr_node_ids * sizeof(*m->node_count));
+	m->reads += SPTE_ENT_PER_PAGE;
 	for (i = 0; i < SPTE_ENT_PER_PAGE; i++) {
 		u64 spte = kvm_tdp_mmu_read_spte((tdp_ptep_t)(sp->spt + i));
 		unsigned int weight = 1;
@@ -177,7 +184,7 @@ static int tdp_target_node(struct kvm_tdp_migrate *m, struct kvm_mmu_page *sp)
 			continue;
 		if (level > PG_LEVEL_4K)
 			weight = is_last_spte(spte, level) ? SPTE_ENT_PER_PAGE :
-				 tdp_present_entries(spte_to_child_sp(spte));
+				 tdp_present_entries(m, spte_to_child_sp(spte));
 		m->node_count[nid] += weight;
 	}
 	for_each_node(nid)
@@ -396,8 +403,9 @@ static void tdp_migrate_hold_end(struct kvm_tdp_migrate *m, u64 start)
 
 /*
  * Move the misplaced tables of @level under @root. mmu_lock is dropped after
- * every TDP_MIGRATE_SCAN_BATCH tables scanned (and the moves among them flushed),
- * and the walk resumes at the next GFN. Returns how much of @budget is left.
+ * every TDP_MIGRATE_SCAN_BATCH SPTEs read, once the moves made under it are
+ * flushed, and the walk resumes at the next GFN. Returns how much of @budget
+ * is left.
  */
 static unsigned int tdp_migrate_level(struct kvm_tdp_migrate *m, struct kvm_mmu_page *root,
 				      int level, unsigned int budget)
@@ -409,7 +417,6 @@ static unsigned int tdp_migrate_level(struct kvm_tdp_migrate *m, struct kvm_mmu_
 	while (start < end && budget) {
 		struct kvm_mmu_page *parent = NULL;
 		int parent_nid = NUMA_NO_NODE;
-		unsigned int scanned = 0;
 		gfn_t next = end;
 		u64 t0;
 
@@ -419,12 +426,13 @@ static unsigned int tdp_migrate_level(struct kvm_tdp_migrate *m, struct kvm_mmu_
 			write_unlock(&kvm->mmu_lock);
 			break;
 		}
+		m->reads = 0;
 		rcu_read_lock();
 		for_each_tdp_pte_min_level(iter, root, level + 1, start, end) {
 			struct kvm_mmu_page *sp;
 			int nid;
 
-			if (scanned == TDP_MIGRATE_SCAN_BATCH) {
+			if (m->reads >= TDP_MIGRATE_SCAN_BATCH) {
 				next = iter.gfn;
 				break;
 			}
@@ -432,7 +440,6 @@ static unsigned int tdp_migrate_level(struct kvm_tdp_migrate *m, struct kvm_mmu_
 			    is_last_spte(iter.old_spte, iter.level))
 				continue;
 			sp = spte_to_child_sp(iter.old_spte);
-			scanned++;
 			m->scanned[level]++;
 			nid = tdp_target_node(m, sp);
 			/*
