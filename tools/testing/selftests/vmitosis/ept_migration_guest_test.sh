@@ -89,10 +89,11 @@ run_case() {
 	if [ "$em" = 1 ]; then
 		stats=$(grep -E '^(level|roots_migrated|max_lock)' "$dir/tdp_migrate" | tr '\n' ' ')
 		ktap_print_msg "$1 of $2 TDP tables on node 1 after $s s; $stats"
+		what="at least 99% of the TDP tables follow the VM to node 1 within $FOLLOW s"
 		if [ "$2" -gt 0 ] && [ $(( $1 * 100 )) -ge $(( $2 * 99 )) ]; then
-			ktap_test_pass "at least 99% of the TDP tables follow the VM to node 1 within $FOLLOW s"
+			ktap_test_pass "$what"
 		else
-			ktap_test_fail "at least 99% of the TDP tables follow the VM to node 1 within $FOLLOW s"
+			ktap_test_fail "$what"
 		fi
 		# Passes go on for a while (ept_migration_linger): the idle guest must not fault.
 		f0=$(cat "$dir/pf_fixed")
@@ -100,7 +101,7 @@ run_case() {
 		sleep 5
 		f1=$(cat "$dir/pf_fixed")
 		p1=$(awk '/^passes/ { print $2 }' "$dir/tdp_migrate")
-		ktap_print_msg "$((p1 - p0)) passes and $((f1 - f0)) guest page faults in 5 s after that"
+		ktap_print_msg "$((p1 - p0)) passes, $((f1 - f0)) guest page faults in the next 5 s"
 		if [ $((f1 - f0)) -lt 64 ]; then
 			ktap_test_pass "no refaults while the tables are rescanned"
 		else
