@@ -242,6 +242,8 @@ void __kvm_tdp_placement_prepare(struct kvm_vcpu *vcpu, kvm_pfn_t pfn)
 	struct kvm_mmu_memory_cache *caches = vcpu->arch.mmu_pt_node_caches;
 	int nid = page_nid(pfn);
 
+	/* Whatever a fault left here when the key was flipped under it. */
+	vcpu->arch.mmu_pt_node = NUMA_NO_NODE;
 	if (!caches || !tdp_mmu_enabled)
 		return;
 	if (nid == NUMA_NO_NODE)

@@ -31,13 +31,15 @@ static inline void kvm_tdp_placement_prepare(struct kvm_vcpu *vcpu, kvm_pfn_t pf
 
 static inline void kvm_tdp_placement_done(struct kvm_vcpu *vcpu)
 {
-	vcpu->arch.mmu_pt_node = NUMA_NO_NODE;
+	if (static_branch_unlikely(&kvm_tdp_migrate_key))
+		vcpu->arch.mmu_pt_node = NUMA_NO_NODE;
 }
 
 /* A table page for the fault being handled, or NULL for the vCPU's default cache. */
 static inline void *kvm_tdp_placement_alloc(struct kvm_vcpu *vcpu)
 {
-	if (vcpu->arch.mmu_pt_node == NUMA_NO_NODE)
+	if (!static_branch_unlikely(&kvm_tdp_migrate_key) ||
+	    vcpu->arch.mmu_pt_node == NUMA_NO_NODE)
 		return NULL;
 	return __kvm_tdp_placement_alloc(vcpu);
 }
