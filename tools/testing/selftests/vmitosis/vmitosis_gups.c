@@ -131,22 +131,6 @@ static uint64_t checksum(void)
 	return sum;
 }
 
-static size_t parse_size(const char *s)
-{
-	char *end;
-	unsigned long long v = strtoull(s, &end, 0);
-
-	if (*end && strchr("KkMmGg", *end)) {
-		v <<= strchr("Kk", *end) ? 10 : strchr("Mm", *end) ? 20 : 30;
-		end++;
-	}
-	if (*end || !v || *s == '-') {
-		fprintf(stderr, "bad number '%s'\n", s);
-		exit(2);
-	}
-	return v;
-}
-
 static void bad_args(const char *prog)
 {
 	fprintf(stderr, "usage: %s [--size SIZE] [--thp|--no-thp] [--threads N] [--pin]\n"
