@@ -48,6 +48,17 @@ def headline(run):
     return out
 
 
+GPT_LEVELS = (("pte", 1), ("pmd", 2), ("pud", 3), ("pgd", 4))
+
+
+def gpt_summary(m, extra=True):
+    s = ", ".join("L%d %d/%d" % (n, m.get(k, 0), m.get("scan_" + k, 0)) for k, n in GPT_LEVELS)
+    if extra:
+        s += " (level migrated/scanned), no memory %d, lock busy %d" % (
+            m.get("nomem", 0), m.get("busy", 0))
+    return s
+
+
 def fmt(v):
     if isinstance(v, list):
         return "/".join("%.2f" % x if x is not None else "-" for x in v)
@@ -97,6 +108,12 @@ def main(walks, sockets, out, analyzer_dir):
                                                             "migrated": int(f[5])}
             elif len(f) == 2 and f[1].isdigit():
                 migration[f[0]] = int(f[1])
+        # vm.pt_migration's counters in the guest (its /proc/vmstat), when it ran.
+        gpt_migration = {}
+        for line in lines_of(d, "guest.txt"):
+            f = line.split()
+            if len(f) == 3 and f[0] == "vmstat" and f[1].startswith("pt_migrate_"):
+                gpt_migration[f[1][len("pt_migrate_"):]] = int(f[2])
         run = {
             "scenario": meta["scenario"],
             "guest": meta["guest"],
@@ -111,7 +128,8 @@ def main(walks, sockets, out, analyzer_dir):
             "gups_size": meta.get("size") if meta["workload"].startswith("gups") else None,
             "guest_opts": meta.get("guest_opts"),
             "host_move": meta.get("host_move"),
-            "ept_migration": migration if meta["config"] != "baseline" else None,
+            "ept_migration": migration if "ept" in meta["config"] else None,
+            "gpt_migration": gpt_migration if "gpt" in meta["config"] else None,
             "workload_output": lines_of(d, "workload.txt"),
         }
         runs.append(run)
@@ -131,6 +149,8 @@ def main(walks, sockets, out, analyzer_dir):
                      ", ".join("L%s %d/%d" % (k, v["migrated"], v["scanned"])
                                for k, v in sorted(m.get("levels", {}).items()) if v["scanned"]),
                      m.get("roots_migrated"), m.get("max_lock_hold_ns", 0) / 1000))
+        if run["gpt_migration"]:
+            print("  gPT migration in the guest: %s" % gpt_summary(run["gpt_migration"]))
 
     with open(os.path.join(out, "report.json"), "w") as f:
         json.dump({"runs": runs}, f, indent=1)
@@ -190,6 +210,18 @@ def main(walks, sockets, out, analyzer_dir):
             ", ".join("L%s %d/%d" % (k, v["migrated"], v["scanned"])
                       for k, v in sorted(m.get("levels", {}).items()) if v["scanned"]),
             m.get("roots_migrated"), m.get("max_lock_hold_ns", 0) / 1000))
+    md += ["", "## gPT migration", "",
+           "Guest page tables migrated / scanned per level (L4: the PGD), from the guest's "
+           "/proc/vmstat (`pt_migrate_*`).", "",
+           "| scenario | guest | workload | config | migrated/scanned | no memory | lock busy |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in runs:
+        m = r["gpt_migration"]
+        if not m:
+            continue
+        md.append("| %s | %s | %s | %s | %s | %d | %d |" % (
+            r["scenario"], r["guest"], r["workload"], r["config"], gpt_summary(m, False),
+            m.get("nomem", 0), m.get("busy", 0)))
     md += ["", "## Workload output", ""]
     for r in runs:
         md.append("- %s, %s guest, %s, %s: %s" % (r["scenario"], r["guest"], r["workload"],

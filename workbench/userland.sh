@@ -3,6 +3,7 @@
 #   selftests/vmitosis/   the project's kselftests (tools/testing/selftests/vmitosis)
 #   selftests/kselftest/  the kselftest shell helpers
 #   selftests/kvm/        the upstream KVM selftests named in workbench/kvm-selftests.list
+#   selftests/mm/         the upstream mm selftests named in workbench/mm-selftests.list
 #   bin/                  the helpers of the test bed
 . "$(dirname "$0")/lib.sh"
 
@@ -32,6 +33,17 @@ grep -v '^[[:space:]]*\(#\|$\)' "$TOP/workbench/kvm-selftests.list" | while read
 	cp "$BUILD/selftests/kvm/$t" "$P.new/selftests/kvm/$t"
 done
 cp "$TOP/workbench/kvm-selftests.list" "$P.new/selftests/kvm/list"
+
+mkdir -p "$BUILD/selftests/mm" "$P.new/selftests/mm"
+mm_tests=$(grep -v '^[[:space:]]*\(#\|$\)' "$TOP/workbench/mm-selftests.list" | cut -d' ' -f1)
+# shellcheck disable=SC2046
+sm -C "$ST/mm" OUTPUT="$BUILD/selftests/mm" EXTRA_CFLAGS=-static \
+	$(for t in $mm_tests; do echo "$BUILD/selftests/mm/$t"; done)
+for t in $mm_tests; do
+	[ -x "$BUILD/selftests/mm/$t" ] || die "mm selftest $t was not built"
+	cp "$BUILD/selftests/mm/$t" "$P.new/selftests/mm/$t"
+done
+cp "$TOP/workbench/mm-selftests.list" "$P.new/selftests/mm/list"
 
 rm -rf "$P"
 mv "$P.new" "$P"

@@ -1,0 +1,843 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * vMitosis page-table migration (Documentation/vmitosis/pt-migration.rst).
+ *
+ * A process's page-table pages stay on the node where they were allocated
+ * while NUMA balancing and migrate_pages(2) move the data they map. This
+ * moves each table page to the node holding most of what it maps, bottom-up:
+ * tables of PTEs follow the data pages this process alone maps, upper tables
+ * follow their children.
+ *
+ * Tables of PTEs move under mmap_read_lock, with the protocol khugepaged
+ * uses to retract one: the PMD lock and the old table's PTE lock exclude
+ * every writer; the copy is published, the TLB flushed, the Accessed and
+ * Dirty bits the CPUs set in the old copy merged into the new one, and the
+ * old copy emptied before its PTE lock is released, so a walker that still
+ * holds it finds its entries gone (pte_same() fails) or rechecks the PMD
+ * (pte_offset_map_lock(), GUP-fast). The old page is freed through RCU, as
+ * pte_free_defer() does.
+ *
+ * Upper tables are few, and rmap walkers and truncation change their entries
+ * holding only an rmap lock and the PMD lock of the table they found, without
+ * rechecking that the table is still linked. They therefore move under
+ * mmap_write_lock and mm_take_all_locks(), and only after a read-locked look
+ * found one misplaced.
+ */
+
+#define pr_fmt(fmt) "pt_migration: " fmt
+
+#include <linux/hugetlb.h>
+#include <linux/init.h>
+#include <linux/memcontrol.h>
+#include <linux/mm.h>
+#include <linux/mmap_lock.h>
+#include <linux/nodemask.h>
+#include <linux/pgtable.h>
+#include <linux/pt_migrate.h>
+#include <linux/rcupdate.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/srcu.h>
+#include <linux/sysctl.h>
+#include <linux/userfaultfd_k.h>
+#include <linux/vmstat.h>
+#include <asm/pgalloc.h>
+#include <asm/tlbflush.h>
+
+#define CREATE_TRACE_POINTS
+#include <trace/events/pt_migrate.h>
+
+DEFINE_STATIC_KEY_FALSE(pt_migration_key);
+
+/*
+ * The key also makes page_vma_mapped_walk() lock PTE tables strictly, which
+ * must hold before the first table moves and until the last move is done:
+ * tables move only while pt_migration_ready, inside an SRCU read section.
+ */
+static bool pt_migration_ready;
+DEFINE_STATIC_SRCU(pt_migration_srcu);
+static DEFINE_MUTEX(pt_migration_mutex);
+
+/* Tables of PTEs examined per NUMA scan period of a task. */
+static unsigned int pt_migration_batch = 256;
+
+enum { PTM_PTE = 1, PTM_PMD, PTM_PUD, PTM_PGD };
+
+struct ptm_pass {
+	struct mm_struct *mm;
+	int fallback;		/* node for a table nothing votes for */
+	unsigned long budget;	/* tables of PTEs left to examine */
+	unsigned long slots;	/* PMD entries looked at */
+	bool dry;		/* upper levels: only find out if one would move */
+	bool misplaced;		/* dry: an upper table would move */
+	bool all_locks;		/* mmap_lock for write and mm_take_all_locks() */
+	unsigned int *votes;	/* [nr_node_ids] */
+};
+
+static void ptm_count(int level, bool moved)
+{
+	count_vm_event((moved ? PT_MIGRATE_PTE : PT_MIGRATE_SCAN_PTE) + level - 1);
+}
+
+static void ptm_clear_votes(struct ptm_pass *p)
+{
+	memset(p->votes, 0, nr_node_ids * sizeof(*p->votes));
+}
+
+/*
+ * The node a data page votes for. Where pages other processes map too
+ * (shared libraries, page cache) and the zero pages are says nothing about
+ * this process: they vote for the node it was moved to, if known.
+ */
+static int ptm_page_vote(struct ptm_pass *p, unsigned long pfn)
+{
+	struct folio *folio;
+
+	if (!pfn_valid(pfn) || is_zero_pfn(pfn))
+		return p->fallback;
+	folio = page_folio(pfn_to_page(pfn));
+	if (is_huge_zero_folio(folio) || folio_likely_mapped_shared(folio))
+		return p->fallback;
+	return folio_nid(folio);
+}
+
+static void ptm_vote(struct ptm_pass *p, int nid)
+{
+	if (nid != NUMA_NO_NODE)
+		p->votes[nid]++;
+}
+
+/* The node for a table now on @cur: most votes, a tie keeps it. */
+static int ptm_pick(struct ptm_pass *p, int cur)
+{
+	unsigned int best = 0;
+	int nid, to = NUMA_NO_NODE;
+
+	for_each_node_state(nid, N_MEMORY) {
+		if (p->votes[nid] > best) {
+			best = p->votes[nid];
+			to = nid;
+		}
+	}
+	if (to == NUMA_NO_NODE)
+		to = p->fallback;
+	else if (p->votes[cur] == best)
+		to = cur;
+	return to == NUMA_NO_NODE ? cur : to;
+}
+
+/*
+ * A table page on @nid, charged to @p->mm's memcg; failing leaves the table.
+ * Upper levels move holding every rmap lock of the mm, which direct reclaim
+ * could need: no direct reclaim there.
+ */
+static struct page *ptm_alloc(struct ptm_pass *p, int nid, unsigned int order)
+{
+	struct mem_cgroup *memcg = get_mem_cgroup_from_mm(p->mm);
+	struct mem_cgroup *old = set_active_memcg(memcg);
+	gfp_t gfp = GFP_PGTABLE_USER | __GFP_THISNODE | __GFP_NOWARN | __GFP_NORETRY;
+	struct page *page;
+
+	if (p->all_locks)
+		gfp &= ~__GFP_DIRECT_RECLAIM;
+	page = alloc_pages_node(nid, gfp, order);
+	set_active_memcg(old);
+	mem_cgroup_put(memcg);
+	if (!page)
+		count_vm_event(PT_MIGRATE_NOMEM);
+	return page;
+}
+
+/*
+ * Fold the Accessed and Dirty bits a CPU set in the old copy of an entry,
+ * until the flush, into the new copy, where CPUs may be setting them too.
+ */
+static void ptm_merge_ad(unsigned long *new, unsigned long old)
+{
+	unsigned long bits = old & (_PAGE_ACCESSED | _PAGE_DIRTY);
+	unsigned long cur = READ_ONCE(*new);
+
+	if (!(old & _PAGE_PRESENT))
+		return;
+	while ((cur & bits) != bits && !try_cmpxchg(new, &cur, cur | bits))
+		;
+}
+
+/*
+ * After the new copy of a table is linked and the TLBs flushed, no CPU walks
+ * the old one: merge its A/D bits and empty it, so that a walker still
+ * holding a pointer into it sees no entry it could act on.
+ */
+static void ptm_retire_copy(void *new, void *old)
+{
+	unsigned long *n = new, *o = old;
+	int i;
+
+	for (i = 0; i < PTRS_PER_PTE; i++) {
+		ptm_merge_ad(&n[i], READ_ONCE(o[i]));
+		WRITE_ONCE(o[i], 0);
+	}
+}
+
+static void ptm_free_pte_rcu(struct rcu_head *head)
+{
+	struct ptdesc *ptdesc = container_of(head, struct ptdesc, pt_rcu_head);
+
+	pagetable_pte_dtor(ptdesc);
+	pagetable_free(ptdesc);
+}
+
+/*
+ * pt_rcu_head overlays pmd_huge_pte, which the dtor checks is NULL: RCU
+ * clears ->func before it calls this, and the list was moved to the copy.
+ */
+static void ptm_free_pmd_rcu(struct rcu_head *head)
+{
+	struct ptdesc *ptdesc = container_of(head, struct ptdesc, pt_rcu_head);
+
+	pagetable_pmd_dtor(ptdesc);
+	pagetable_free(ptdesc);
+}
+
+static void ptm_free_pud_rcu(struct rcu_head *head)
+{
+	struct ptdesc *ptdesc = container_of(head, struct ptdesc, pt_rcu_head);
+
+	pagetable_pud_dtor(ptdesc);
+	pagetable_free(ptdesc);
+}
+
+static spinlock_t *ptm_pte_lockptr(struct mm_struct *mm, struct ptdesc *ptdesc)
+{
+#ifdef CONFIG_SPLIT_PTE_PTLOCKS
+	return ptlock_ptr(ptdesc);
+#else
+	return &mm->page_table_lock;
+#endif
+}
+
+static void ptm_moved(struct ptm_pass *p, int level, unsigned long addr,
+		      int from, int to)
+{
+	ptm_count(level, true);
+	trace_pt_migrate_table(p->mm, level, addr, from, to);
+}
+
+/*
+ * Whether the page tables of @mm may move at all: not while it uses
+ * userfaultfd, whose UFFDIO_MOVE locks the PTE tables it looked up without
+ * rechecking the PMD. Registering needs mmap_lock for write.
+ */
+static bool ptm_mm_movable(struct mm_struct *mm)
+{
+	struct vm_area_struct *vma;
+	struct vma_iterator vmi;
+
+	mmap_assert_locked(mm);
+	vma_iter_init(&vmi, mm, 0);
+	for_each_vma(vmi, vma) {
+		if (userfaultfd_armed(vma))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Whether a table mapping [@addr, @end) may move: not under hugetlb, whose
+ * PMD tables may be shared between processes.
+ */
+static bool ptm_range_movable(struct mm_struct *mm, unsigned long addr,
+			      unsigned long end)
+{
+	struct vm_area_struct *vma;
+	struct vma_iterator vmi;
+
+	vma_iter_init(&vmi, mm, addr);
+	for_each_vma_range(vmi, vma, end) {
+		if (is_vm_hugetlb_page(vma))
+			return false;
+	}
+	return true;
+}
+
+/* Move the table of PTEs under @pmdp, mapping from @addr; mmap_lock held. */
+static void ptm_pte_table(struct ptm_pass *p, pmd_t *pmdp, unsigned long addr)
+{
+	struct mm_struct *mm = p->mm;
+	spinlock_t *ptl, *pml, *nptl;
+	struct ptdesc *optd, *nptd;
+	unsigned int present = 0;
+	pte_t *pte, *old, *new;
+	struct page *page;
+	pmd_t pmdval;
+	int i, from, to;
+
+	pte = pte_offset_map_lock(mm, pmdp, addr, &ptl);
+	if (!pte)
+		return;
+	ptm_count(PTM_PTE, false);
+	if (p->budget)
+		p->budget--;
+	ptm_clear_votes(p);
+	for (i = 0; i < PTRS_PER_PTE; i++) {
+		pte_t entry = ptep_get(pte + i);
+
+		if (pte_none(entry))
+			continue;
+		present++;
+		if (pte_present(entry) && !pte_special(entry) && !pte_devmap(entry))
+			ptm_vote(p, ptm_page_vote(p, pte_pfn(entry)));
+	}
+	from = page_to_nid(virt_to_page(pte));
+	pte_unmap_unlock(pte, ptl);
+	/*
+	 * An empty table has nothing to walk, and collapse_pte_mapped_thp()
+	 * frees an emptied one with a PTE lock it took earlier: leave it.
+	 */
+	if (!present)
+		return;
+	to = ptm_pick(p, from);
+	if (to == from)
+		return;
+
+	page = ptm_alloc(p, to, 0);
+	if (!page)
+		return;
+	nptd = page_ptdesc(page);
+	if (!pagetable_pte_ctor(nptd)) {
+		pagetable_free(nptd);
+		return;
+	}
+	new = ptdesc_address(nptd);
+
+	pml = pmd_lock(mm, pmdp);
+	pmdval = pmdp_get(pmdp);
+	if (!pmd_present(pmdval) || pmd_leaf(pmdval) || pmd_bad(pmdval) ||
+	    page_to_nid(pmd_page(pmdval)) != from) {
+		spin_unlock(pml);
+		goto free_new;
+	}
+	old = (pte_t *)pmd_page_vaddr(pmdval);
+	optd = virt_to_ptdesc(old);
+	ptl = pte_lockptr(mm, pmdp);
+	if (ptl != pml)
+		spin_lock_nested(ptl, SINGLE_DEPTH_NESTING);
+	nptl = ptm_pte_lockptr(mm, nptd);
+	if (nptl != ptl && nptl != pml)
+		spin_lock_nested(nptl, SINGLE_DEPTH_NESTING + 1);
+
+	present = 0;
+	for (i = 0; i < PTRS_PER_PTE; i++) {
+		pte_t entry = ptep_get(old + i);
+
+		present += !pte_none(entry);
+		set_pte(new + i, entry);
+	}
+	if (!present) {
+		if (nptl != ptl && nptl != pml)
+			spin_unlock(nptl);
+		if (ptl != pml)
+			spin_unlock(ptl);
+		spin_unlock(pml);
+		goto free_new;
+	}
+	/* The entries must be visible before the table is, as in pmd_install(). */
+	smp_wmb();
+	pmd_populate(mm, pmdp, ptdesc_page(nptd));
+	flush_tlb_mm_range(mm, addr, addr + PMD_SIZE, PAGE_SHIFT, true);
+	ptm_retire_copy(new, old);
+
+	if (nptl != ptl && nptl != pml)
+		spin_unlock(nptl);
+	if (ptl != pml)
+		spin_unlock(ptl);
+	spin_unlock(pml);
+
+	call_rcu(&optd->pt_rcu_head, ptm_free_pte_rcu);
+	ptm_moved(p, PTM_PTE, addr, from, to);
+	return;
+
+free_new:
+	pagetable_pte_dtor(nptd);
+	pagetable_free(nptd);
+}
+
+/*
+ * Tables of PTEs of @mm mapping [@start, @end), within the budget; returns
+ * where it stopped. mmap_lock held for read.
+ */
+static unsigned long ptm_leaf_range(struct ptm_pass *p, unsigned long start,
+				    unsigned long end)
+{
+	struct mm_struct *mm = p->mm;
+	unsigned long addr = start & PMD_MASK, last = -1UL;
+	struct vm_area_struct *vma;
+	struct vma_iterator vmi;
+
+	vma_iter_init(&vmi, mm, start);
+	for_each_vma_range(vmi, vma, end) {
+		if (is_vm_hugetlb_page(vma))
+			continue;
+		for (addr = max(addr, vma->vm_start & PMD_MASK); addr < vma->vm_end;
+		     addr += PMD_SIZE) {
+			pgd_t *pgd;
+			p4d_t *p4d;
+			pud_t *pud;
+			pmd_t *pmd, pmdval;
+
+			if (!p->budget)
+				return addr;
+			if (addr == last)
+				continue;
+			last = addr;
+			/* Empty slots cost too: 512 of them as much as a table. */
+			if (!(++p->slots % PTRS_PER_PMD)) {
+				p->budget--;
+				cond_resched();
+			}
+			pgd = pgd_offset(mm, addr);
+			if (pgd_none(*pgd) || pgd_bad(*pgd)) {
+				addr = ALIGN_DOWN(addr, PGDIR_SIZE) + PGDIR_SIZE - PMD_SIZE;
+				continue;
+			}
+			p4d = p4d_offset(pgd, addr);
+			if (p4d_none(*p4d) || p4d_bad(*p4d)) {
+				addr = ALIGN_DOWN(addr, P4D_SIZE) + P4D_SIZE - PMD_SIZE;
+				continue;
+			}
+			pud = pud_offset(p4d, addr);
+			if (!pud_present(pudp_get(pud)) || pud_leaf(pudp_get(pud)) ||
+			    pud_bad(pudp_get(pud))) {
+				addr = ALIGN_DOWN(addr, PUD_SIZE) + PUD_SIZE - PMD_SIZE;
+				continue;
+			}
+			pmd = pmd_offset(pud, addr);
+			pmdval = pmdp_get_lockless(pmd);
+			if (!pmd_present(pmdval) || pmd_leaf(pmdval) || pmd_bad(pmdval))
+				continue;
+			if (!ptm_range_movable(mm, addr, addr + PMD_SIZE))
+				continue;
+			ptm_pte_table(p, pmd, addr);
+		}
+	}
+	return end;
+}
+
+/*
+ * The upper levels. Entries are read without their locks in a dry pass
+ * (mmap_lock held for read: the tables covering VMAs stay linked); a real
+ * pass holds mmap_lock for write and all rmap locks, so nothing else
+ * changes an upper entry, and takes the page-table locks for the hardware
+ * and for GUP-fast.
+ */
+static void ptm_pmd_table(struct ptm_pass *p, pud_t *pudp, unsigned long addr)
+{
+	struct mm_struct *mm = p->mm;
+	pmd_t *old = pud_pgtable(pudp_get(pudp)), *new;
+	spinlock_t *optl, *nptl;
+	struct ptdesc *optd = virt_to_ptdesc(old), *nptd;
+	struct page *page;
+	int i, from, to;
+
+	ptm_count(PTM_PMD, false);
+	ptm_clear_votes(p);
+	for (i = 0; i < PTRS_PER_PMD; i++) {
+		pmd_t entry = pmdp_get_lockless(old + i);
+
+		if (!pmd_present(entry))
+			continue;
+		if (!pmd_leaf(entry))
+			ptm_vote(p, page_to_nid(pmd_page(entry)));
+		else if (p->dry)	/* a THP may be split meanwhile: its node only */
+			ptm_vote(p, page_to_nid(pmd_page(entry)));
+		else if (!pmd_devmap(entry))
+			ptm_vote(p, ptm_page_vote(p, pmd_pfn(entry)));
+	}
+	from = page_to_nid(virt_to_page(old));
+	to = ptm_pick(p, from);
+	if (to == from)
+		return;
+	if (p->dry) {
+		p->misplaced = true;
+		return;
+	}
+
+	page = ptm_alloc(p, to, 0);
+	if (!page)
+		return;
+	nptd = page_ptdesc(page);
+	if (!pagetable_pmd_ctor(nptd)) {
+		pagetable_free(nptd);
+		return;
+	}
+	new = ptdesc_address(nptd);
+	optl = pmd_lockptr(mm, old);
+	nptl = pmd_lockptr(mm, new);
+
+	spin_lock(&mm->page_table_lock);
+	if (optl != &mm->page_table_lock)
+		spin_lock_nested(optl, SINGLE_DEPTH_NESTING);
+	if (nptl != optl)
+		spin_lock_nested(nptl, SINGLE_DEPTH_NESTING + 1);
+	for (i = 0; i < PTRS_PER_PMD; i++)
+		set_pmd(new + i, pmdp_get(old + i));
+#ifdef CONFIG_SPLIT_PMD_PTLOCKS
+	/* The page tables deposited for THPs hang off the PMD table. */
+	nptd->pmd_huge_pte = optd->pmd_huge_pte;
+	optd->pmd_huge_pte = NULL;
+#endif
+	/* The entries must be visible before the table is. */
+	smp_wmb();
+	pud_populate(mm, pudp, new);
+	flush_tlb_mm_range(mm, addr, addr + PUD_SIZE, PAGE_SHIFT, true);
+	ptm_retire_copy(new, old);
+	if (nptl != optl)
+		spin_unlock(nptl);
+	if (optl != &mm->page_table_lock)
+		spin_unlock(optl);
+	spin_unlock(&mm->page_table_lock);
+
+	call_rcu(&optd->pt_rcu_head, ptm_free_pmd_rcu);
+	ptm_moved(p, PTM_PMD, addr, from, to);
+}
+
+static void ptm_pud_table(struct ptm_pass *p, p4d_t *p4dp, unsigned long addr)
+{
+	struct mm_struct *mm = p->mm;
+	pud_t *old = p4d_pgtable(p4dp_get(p4dp)), *new;
+	struct ptdesc *optd = virt_to_ptdesc(old), *nptd;
+	struct page *page;
+	int i, from, to;
+
+	ptm_count(PTM_PUD, false);
+	ptm_clear_votes(p);
+	for (i = 0; i < PTRS_PER_PUD; i++) {
+		pud_t entry = pudp_get(old + i);
+
+		if (!pud_present(entry))
+			continue;
+		if (!pud_leaf(entry))
+			ptm_vote(p, page_to_nid(virt_to_page(pud_pgtable(entry))));
+		else if (!pud_devmap(entry))
+			ptm_vote(p, ptm_page_vote(p, pud_pfn(entry)));
+	}
+	from = page_to_nid(virt_to_page(old));
+	to = ptm_pick(p, from);
+	if (to == from)
+		return;
+	if (p->dry) {
+		p->misplaced = true;
+		return;
+	}
+
+	page = ptm_alloc(p, to, 0);
+	if (!page)
+		return;
+	nptd = page_ptdesc(page);
+	pagetable_pud_ctor(nptd);
+	new = ptdesc_address(nptd);
+
+	spin_lock(&mm->page_table_lock);
+	for (i = 0; i < PTRS_PER_PUD; i++)
+		set_pud(new + i, pudp_get(old + i));
+	/* The entries must be visible before the table is. */
+	smp_wmb();
+	p4d_populate(mm, p4dp, new);
+	flush_tlb_mm_range(mm, addr, addr + P4D_SIZE, PAGE_SHIFT, true);
+	ptm_retire_copy(new, old);
+	spin_unlock(&mm->page_table_lock);
+
+	call_rcu(&optd->pt_rcu_head, ptm_free_pud_rcu);
+	ptm_moved(p, PTM_PUD, addr, from, to);
+}
+
+static void ptm_pgd(struct ptm_pass *p)
+{
+	struct mm_struct *mm = p->mm;
+	struct page *page;
+	unsigned long addr;
+	int from, to;
+
+	ptm_count(PTM_PGD, false);
+	ptm_clear_votes(p);
+	for (addr = 0; addr < TASK_SIZE_MAX; addr += PGDIR_SIZE) {
+		pgd_t *pgd = pgd_offset(mm, addr);
+		p4d_t *p4d;
+
+		if (pgd_none(*pgd) || pgd_bad(*pgd))
+			continue;
+		p4d = p4d_offset(pgd, addr);
+		if (p4d_none(*p4d) || p4d_bad(*p4d))
+			continue;
+		ptm_vote(p, page_to_nid(virt_to_page(p4d_pgtable(*p4d))));
+	}
+	from = page_to_nid(virt_to_page(mm->pgd));
+	to = ptm_pick(p, from);
+	if (to == from)
+		return;
+	if (p->dry) {
+		p->misplaced = true;
+		return;
+	}
+	page = ptm_alloc(p, to, PGD_ALLOCATION_ORDER);
+	if (!page)
+		return;
+	if (arch_pt_migrate_pgd(mm, page)) {
+		__free_pages(page, PGD_ALLOCATION_ORDER);
+		return;
+	}
+	ptm_moved(p, PTM_PGD, 0, from, to);
+}
+
+/* PMD tables, then PUD tables, then the PGD, of the VMAs of @p->mm. */
+static void ptm_upper(struct ptm_pass *p)
+{
+	struct mm_struct *mm = p->mm;
+	struct vm_area_struct *vma;
+	unsigned long addr, last;
+	struct vma_iterator vmi;
+
+	vma_iter_init(&vmi, mm, 0);
+	last = -1UL;
+	for_each_vma(vmi, vma) {
+		for (addr = vma->vm_start & PUD_MASK; addr < vma->vm_end; addr += PUD_SIZE) {
+			pgd_t *pgd = pgd_offset(mm, addr);
+			p4d_t *p4d;
+			pud_t *pud;
+
+			if (addr == last)
+				continue;
+			last = addr;
+			if (pgd_none(*pgd) || pgd_bad(*pgd))
+				continue;
+			p4d = p4d_offset(pgd, addr);
+			if (p4d_none(*p4d) || p4d_bad(*p4d))
+				continue;
+			pud = pud_offset(p4d, addr);
+			if (!pud_present(pudp_get(pud)) || pud_leaf(pudp_get(pud)) ||
+			    pud_bad(pudp_get(pud)))
+				continue;
+			if (!ptm_range_movable(mm, addr, addr + PUD_SIZE))
+				continue;
+			ptm_pmd_table(p, pud, addr);
+			if (p->misplaced)
+				return;
+		}
+	}
+
+	last = -1UL;
+	vma_iter_set(&vmi, 0);
+	for_each_vma(vmi, vma) {
+		for (addr = vma->vm_start & P4D_MASK; addr < vma->vm_end; addr += P4D_SIZE) {
+			pgd_t *pgd = pgd_offset(mm, addr);
+			p4d_t *p4d;
+
+			if (addr == last)
+				continue;
+			last = addr;
+			if (pgd_none(*pgd) || pgd_bad(*pgd))
+				continue;
+			p4d = p4d_offset(pgd, addr);
+			if (p4d_none(*p4d) || p4d_bad(*p4d))
+				continue;
+			if (!ptm_range_movable(mm, addr, addr + P4D_SIZE))
+				continue;
+			ptm_pud_table(p, p4d, addr);
+			if (p->misplaced)
+				return;
+		}
+	}
+
+	ptm_pgd(p);
+}
+
+/* mmap_write_lock() without waiting; mmap_write_unlock() releases it. */
+static bool ptm_mmap_write_trylock(struct mm_struct *mm)
+{
+	if (!down_write_trylock(&mm->mmap_lock))
+		return false;
+	mm_lock_seqcount_begin(mm);
+	return true;
+}
+
+/* Move the upper levels if a look under mmap_read_lock found one misplaced. */
+static void ptm_upper_pass(struct ptm_pass *p, bool wait)
+{
+	struct mm_struct *mm = p->mm;
+
+	p->dry = true;
+	p->misplaced = false;
+	if (wait)
+		mmap_read_lock(mm);
+	else if (!mmap_read_trylock(mm))
+		return;
+	if (ptm_mm_movable(mm))
+		ptm_upper(p);
+	mmap_read_unlock(mm);
+	if (!p->misplaced)
+		return;
+
+	if (wait) {
+		if (mmap_write_lock_killable(mm))
+			return;
+	} else if (!ptm_mmap_write_trylock(mm)) {
+		count_vm_event(PT_MIGRATE_BUSY);
+		return;
+	}
+	if (mm_take_all_locks(mm)) {
+		mmap_write_unlock(mm);
+		count_vm_event(PT_MIGRATE_BUSY);
+		return;
+	}
+	p->dry = false;
+	p->misplaced = false;
+	p->all_locks = true;
+	if (ptm_mm_movable(mm))
+		ptm_upper(p);
+	p->all_locks = false;
+	mm_drop_all_locks(mm);
+	mmap_write_unlock(mm);
+}
+
+static bool ptm_init(struct ptm_pass *p, struct mm_struct *mm, int fallback)
+{
+	p->mm = mm;
+	p->fallback = fallback;
+	p->all_locks = false;
+	p->slots = 0;
+	p->votes = kcalloc(nr_node_ids, sizeof(*p->votes), GFP_KERNEL);
+	return p->votes;
+}
+
+void __pt_migrate_numa_scan(struct mm_struct *mm, unsigned long start,
+			    unsigned long end)
+{
+	struct ptm_pass p;
+	bool covered;
+	int idx;
+
+	idx = srcu_read_lock(&pt_migration_srcu);
+	if (!READ_ONCE(pt_migration_ready) || !ptm_init(&p, mm, numa_mem_id()))
+		goto unlock;
+	p.budget = READ_ONCE(pt_migration_batch);
+	if (!mmap_read_trylock(mm))
+		goto free;
+	/*
+	 * What NUMA balancing just scanned first, then the rest of the
+	 * address space as far as the budget goes: once the task stops
+	 * faulting remotely, its scan period grows to a minute and more.
+	 */
+	covered = ptm_mm_movable(mm) &&
+		  ptm_leaf_range(&p, start, end) >= end &&
+		  ptm_leaf_range(&p, end, TASK_SIZE_MAX) >= TASK_SIZE_MAX &&
+		  ptm_leaf_range(&p, 0, start) >= start;
+	mmap_read_unlock(mm);
+	/* Every table of PTEs had its turn: now the levels above. */
+	if (covered || end >= TASK_SIZE_MAX)
+		ptm_upper_pass(&p, false);
+free:
+	kfree(p.votes);
+unlock:
+	srcu_read_unlock(&pt_migration_srcu, idx);
+}
+
+void __pt_migrate_mm(struct mm_struct *mm, int fallback_nid)
+{
+	unsigned long addr = 0;
+	struct ptm_pass p;
+	int idx;
+
+	idx = srcu_read_lock(&pt_migration_srcu);
+	if (!READ_ONCE(pt_migration_ready) || !ptm_init(&p, mm, fallback_nid))
+		goto unlock;
+	while (addr < TASK_SIZE_MAX) {
+		if (mmap_read_lock_killable(mm))
+			goto out;
+		p.budget = READ_ONCE(pt_migration_batch);
+		addr = ptm_mm_movable(mm) ? ptm_leaf_range(&p, addr, TASK_SIZE_MAX) :
+					    TASK_SIZE_MAX;
+		mmap_read_unlock(mm);
+		if (fatal_signal_pending(current))
+			goto out;
+		cond_resched();
+	}
+	ptm_upper_pass(&p, true);
+out:
+	kfree(p.votes);
+unlock:
+	srcu_read_unlock(&pt_migration_srcu, idx);
+}
+
+static int pt_migration_sysctl(const struct ctl_table *table, int write,
+			       void *buffer, size_t *lenp, loff_t *ppos)
+{
+	struct ctl_table t = *table;
+	int enabled, err;
+
+	mutex_lock(&pt_migration_mutex);
+	enabled = READ_ONCE(pt_migration_ready);
+	t.data = &enabled;
+	err = proc_dointvec_minmax(&t, write, buffer, lenp, ppos);
+	if (err || !write || enabled == READ_ONCE(pt_migration_ready))
+		goto out;
+	if (enabled) {
+		static_branch_enable(&pt_migration_key);
+		/*
+		 * page_vma_mapped_walk() locks PTE tables strictly from now
+		 * on; the walks that looked one up the lax way did so in an
+		 * RCU read-side section: let them finish first.
+		 */
+		synchronize_rcu();
+		WRITE_ONCE(pt_migration_ready, true);
+	} else {
+		WRITE_ONCE(pt_migration_ready, false);
+		synchronize_srcu(&pt_migration_srcu);
+		static_branch_disable(&pt_migration_key);
+	}
+out:
+	mutex_unlock(&pt_migration_mutex);
+	return err;
+}
+
+static struct ctl_table pt_migration_table[] = {
+	{
+		.procname	= "pt_migration",
+		.maxlen		= sizeof(int),
+		.mode		= 0644,
+		.proc_handler	= pt_migration_sysctl,
+		.extra1		= SYSCTL_ZERO,
+		.extra2		= SYSCTL_ONE,
+	},
+	{
+		.procname	= "pt_migration_batch",
+		.data		= &pt_migration_batch,
+		.maxlen		= sizeof(pt_migration_batch),
+		.mode		= 0644,
+		.proc_handler	= proc_douintvec_minmax,
+		.extra1		= SYSCTL_ONE,
+		.extra2		= SYSCTL_INT_MAX,
+	},
+};
+
+static bool pt_migration_boot __initdata;
+
+static int __init pt_migration_setup(char *str)
+{
+	if (kstrtobool(str, &pt_migration_boot)) {
+		pr_warn("ignoring invalid pt_migration=%s\n", str);
+		return 1;
+	}
+	return 1;
+}
+__setup("pt_migration=", pt_migration_setup);
+
+static int __init pt_migration_init(void)
+{
+	if (pt_migration_boot) {
+		static_branch_enable(&pt_migration_key);
+		WRITE_ONCE(pt_migration_ready, true);
+	}
+	register_sysctl_init("vm", pt_migration_table);
+	return 0;
+}
+subsys_initcall(pt_migration_init);

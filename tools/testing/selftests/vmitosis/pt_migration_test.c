@@ -1,0 +1,645 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Page-table migration of vMitosis (Documentation/vmitosis/pt-migration.rst):
+ * with vm.pt_migration=1 a process's page tables, every level, follow its
+ * memory to another node, moved by NUMA balancing or by migrate_pages(2);
+ * its data stays intact, and no page-table page is leaked. With the sysctl
+ * off they stay where they are. Needs root and at least two nodes.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+#include <sys/klog.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include "../kselftest_harness.h"
+#include "vmitosis_util.h"
+
+#define SZ_2M		(2UL << 20)
+#define REGION		(256UL << 20)
+#define LEVELS		5
+
+/* Bounds the tests state, under QEMU TCG, which is slow. */
+#define BALANCING_TIMEOUT_S	120
+#define MIGRATE_TIMEOUT_S	20
+#define OFF_WAIT_S		5
+
+struct pt_nodes {
+	long count[LEVELS + 1][MAX_NODES];	/* [level][node] */
+	int nodes;
+};
+
+static int read_pt_nodes(pid_t pid, struct pt_nodes *t)
+{
+	char path[64], line[1024];
+	FILE *f;
+	int ret = -1;
+
+	memset(t, 0, sizeof(*t));
+	snprintf(path, sizeof(path), "/proc/%d/pt_nodes", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		int level, n, off;
+		char *p;
+
+		if (sscanf(line, "nodes %d", &t->nodes) == 1)
+			continue;
+		if (sscanf(line, "tables level %d:%n", &level, &off) != 1 ||
+		    level < 1 || level > LEVELS)
+			continue;
+		p = line + off;
+		for (n = 0; n < t->nodes && n < MAX_NODES; n++)
+			t->count[level][n] = strtol(p, &p, 10);
+		ret = 0;
+	}
+	fclose(f);
+	return ret;
+}
+
+/* Share of @pid's tables on @node at the level where it is lowest, in %. */
+static double min_share(pid_t pid, int node, char *why, size_t len)
+{
+	struct pt_nodes t;
+	double min = 100.0;
+	int level, n;
+
+	if (read_pt_nodes(pid, &t))
+		return -1;
+	why[0] = 0;
+	for (level = 1; level <= LEVELS; level++) {
+		long total = 0;
+		double share;
+
+		for (n = 0; n < MAX_NODES; n++)
+			total += t.count[level][n];
+		if (!total)
+			continue;
+		share = 100.0 * t.count[level][node] / total;
+		snprintf(why + strlen(why), len - strlen(why), " L%d %ld/%ld", level,
+			 t.count[level][node], total);
+		if (share < min)
+			min = share;
+	}
+	return min;
+}
+
+/*
+ * Log the first tables of @pid that are not on @node, from its pt_dump, with
+ * the nodes of the 4K pages a stray table of PTEs maps.
+ */
+static void log_strays(struct __test_metadata *_metadata, pid_t pid, int node)
+{
+	char path[64], line[256], stray[256] = "";
+	long leaves[MAX_NODES] = { 0 };
+	int shown = 0, n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/pt_dump", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	while (shown < 12) {
+		char *got = fgets(line, sizeof(line), f);
+		unsigned long addr, pfn;
+		int level, nid;
+
+		if (got && sscanf(line, "leaf %lx %d %lx %d", &addr, &level, &pfn, &nid) == 4) {
+			if (level == 1 && nid >= 0 && nid < MAX_NODES)
+				leaves[nid]++;
+			continue;
+		}
+		if (stray[0]) {
+			char counts[128] = "";
+
+			for (n = 0; n < 4 && n < MAX_NODES; n++)
+				snprintf(counts + strlen(counts), sizeof(counts) - strlen(counts),
+					 " %ld", leaves[n]);
+			TH_LOG("not on node %d: %s, 4K pages on nodes 0-3:%s",
+			       node, stray, counts);
+			stray[0] = 0;
+			shown++;
+		}
+		if (!got)
+			break;
+		memset(leaves, 0, sizeof(leaves));
+		if ((sscanf(line, "table %d %lx %lx %d", &level, &addr, &pfn, &nid) == 4 ||
+		     sscanf(line, "pgd %lx %d", &pfn, &nid) == 2) && nid != node)
+			snprintf(stray, sizeof(stray), "%s", strtok(line, "\n"));
+	}
+	fclose(f);
+}
+
+static long pagetables_kb(void)
+{
+	unsigned char nodes[MAX_NODES];
+	long sum = 0;
+	int n;
+
+	fold_vmstat();
+	if (online_nodes(nodes) <= 0)
+		return -1;
+	for (n = 0; n < MAX_NODES; n++)
+		if (nodes[n])
+			sum += node_meminfo_kb(n, "PageTables");
+	return sum;
+}
+
+static int write_str(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY), ret;
+
+	if (fd < 0)
+		return -1;
+	ret = write(fd, val, strlen(val)) == (ssize_t)strlen(val) ? 0 : -1;
+	close(fd);
+	return ret;
+}
+
+static long long vmstat_event(const char *name)
+{
+	char buf[16384], *p;
+	size_t len = strlen(name);
+
+	if (read_file("/proc/vmstat", buf, sizeof(buf)) < 0)
+		return -1;
+	for (p = buf; p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (!strncmp(p, name, len) && p[len] == ' ')
+			return atoll(p + len + 1);
+	return -1;
+}
+
+/* Run on the CPUs of @node; memory policy is left alone. */
+static int pin_node(int node)
+{
+	unsigned char cpus[1024] = { 0 };
+	char path[96], buf[1024];
+	cpu_set_t set;
+	int cpu;
+
+	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/cpulist", node);
+	if (read_file(path, buf, sizeof(buf)) < 0 || parse_list(buf, cpus, sizeof(cpus)) <= 0)
+		return -1;
+	CPU_ZERO(&set);
+	for (cpu = 0; cpu < (int)sizeof(cpus); cpu++)
+		if (cpus[cpu])
+			CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set);
+}
+
+static unsigned long checksum(const unsigned long *p, size_t size)
+{
+	unsigned long sum = 0;
+	size_t i;
+
+	for (i = 0; i < size / sizeof(*p); i += 512)
+		sum = sum * 31 + p[i];
+	return sum;
+}
+
+static int stop;
+
+static void on_term(int sig)
+{
+	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * The child: fault @size of memory in from node 0, report ready on @out,
+ * wait for a byte on @in, move to node 1's CPUs and keep reading the memory
+ * (NUMA balancing needs the accesses) until SIGTERM. Exits 0 if the data
+ * is intact, 2 if not, 1 on a setup failure.
+ */
+static int child(int in, int out, int thp)
+{
+	unsigned long *p, sum, sink = 0;
+	size_t i;
+	char c;
+
+	signal(SIGTERM, on_term);
+	if (pin_node(0))
+		return 1;
+	p = mmap(NULL, REGION + SZ_2M, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return 1;
+	p = (unsigned long *)(((unsigned long)p + SZ_2M - 1) & ~(SZ_2M - 1));
+	if (madvise(p, REGION, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE))
+		return 1;
+	for (i = 0; i < REGION / sizeof(*p); i += 512)
+		p[i] = i * 2654435761UL;
+	sum = checksum(p, REGION);
+	if (write(out, "r", 1) != 1 || read(in, &c, 1) != 1)
+		return 1;
+	if (pin_node(1))
+		return 1;
+	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED))
+		for (i = 0; i < REGION / sizeof(*p); i += 512)
+			sink += p[i];
+	return checksum(p, REGION) == sum && sink != 1 ? 0 : 2;
+}
+
+enum how { BY_BALANCING, BY_MIGRATE_PAGES };
+
+struct run {
+	pid_t pid;
+	int to_child, from_child;
+};
+
+static int start_child(struct run *r, int thp)
+{
+	int down[2], up[2];
+	cpu_set_t all;
+	char c;
+
+	/* fork() copies the page tables on the CPU of the caller: node 0 too. */
+	if (pipe(down) || pipe(up) || sched_getaffinity(0, sizeof(all), &all) ||
+	    pin_node(0))
+		return -1;
+	r->pid = fork();
+	if (r->pid < 0)
+		return -1;
+	if (!r->pid)
+		_exit(child(down[0], up[1], thp));
+	sched_setaffinity(0, sizeof(all), &all);
+	close(down[0]);
+	close(up[1]);
+	r->to_child = down[1];
+	r->from_child = up[0];
+	return read(r->from_child, &c, 1) == 1 ? 0 : -1;
+}
+
+static int stop_child(struct run *r)
+{
+	int status;
+
+	kill(r->pid, SIGTERM);
+	if (waitpid(r->pid, &status, 0) != r->pid || !WIFEXITED(status))
+		return -1;
+	close(r->to_child);
+	close(r->from_child);
+	return WEXITSTATUS(status);
+}
+
+static int move_child(struct run *r, enum how how)
+{
+	unsigned long from = 1UL << 0, to = 1UL << 1;
+
+	if (write(r->to_child, "g", 1) != 1)
+		return -1;
+	if (how == BY_MIGRATE_PAGES) {
+		usleep(200 * 1000);	/* the child is on node 1's CPUs by now */
+		if (syscall(SYS_migrate_pages, r->pid, 8 * sizeof(from), &from, &to) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+FIXTURE(pt_migration) {
+	char saved_sysctl[16], saved_balancing[16];
+	long pagetables_before;
+};
+
+FIXTURE_SETUP(pt_migration)
+{
+	unsigned char nodes[MAX_NODES];
+
+	if (geteuid())
+		SKIP(return, "needs root");
+	if (online_nodes(nodes) < 2 || !nodes[1])
+		SKIP(return, "needs nodes 0 and 1");
+	if (read_file("/proc/sys/vm/pt_migration", self->saved_sysctl,
+		      sizeof(self->saved_sysctl)) < 0)
+		SKIP(return, "no vm.pt_migration: CONFIG_VMITOSIS_PT_MIGRATION is off");
+	if (read_file("/proc/sys/kernel/numa_balancing", self->saved_balancing,
+		      sizeof(self->saved_balancing)) < 0)
+		snprintf(self->saved_balancing, sizeof(self->saved_balancing), "0");
+	self->pagetables_before = pagetables_kb();
+}
+
+FIXTURE_TEARDOWN(pt_migration)
+{
+	write_str("/proc/sys/vm/pt_migration", self->saved_sysctl);
+	write_str("/proc/sys/kernel/numa_balancing", self->saved_balancing);
+}
+
+/*
+ * Move a child from node 0 to node 1 and wait until at least 99% of its
+ * page-table pages, at every level, are on node 1; then check its data and
+ * that PageTables in node meminfo comes back to where it was.
+ */
+static void moves_with(struct __test_metadata *_metadata, long pagetables_before,
+		       enum how how, int thp)
+{
+	int timeout = how == BY_BALANCING ? BALANCING_TIMEOUT_S : MIGRATE_TIMEOUT_S;
+	long long moved = vmstat_event("pt_migrate_pte") + vmstat_event("pt_migrate_pmd") +
+			  vmstat_event("pt_migrate_pud") + vmstat_event("pt_migrate_pgd");
+	struct timespec t0, t1;
+	double share = 0;
+	char why[256] = "";
+	struct run r;
+	long after;
+	int i;
+
+	ASSERT_EQ(0, write_str("/proc/sys/vm/pt_migration", "1"));
+	ASSERT_EQ(0, write_str("/proc/sys/kernel/numa_balancing",
+			       how == BY_BALANCING ? "1" : "0"));
+	ASSERT_EQ(0, start_child(&r, thp));
+	share = min_share(r.pid, 0, why, sizeof(why));
+	TH_LOG("before: tables on node 0 per level:%s", why);
+	ASSERT_GE(share, 99.0);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ASSERT_EQ(0, move_child(&r, how));
+	for (i = 0; i < timeout * 4; i++) {
+		share = min_share(r.pid, 1, why, sizeof(why));
+		if (share >= 99.0)
+			break;
+		usleep(250 * 1000);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	TH_LOG("after %.1f s: tables on node 1 per level:%s",
+	       t1.tv_sec - t0.tv_sec + (t1.tv_nsec - t0.tv_nsec) / 1e9, why);
+	TH_LOG("tables moved (vmstat): %lld", vmstat_event("pt_migrate_pte") +
+	       vmstat_event("pt_migrate_pmd") + vmstat_event("pt_migrate_pud") +
+	       vmstat_event("pt_migrate_pgd") - moved);
+	if (share < 99.0)
+		log_strays(_metadata, r.pid, 1);
+	EXPECT_GE(share, 99.0);
+	EXPECT_EQ(0, stop_child(&r));
+
+	/* Old copies are freed after an RCU grace period: give it time. */
+	for (i = 0; i < 40; i++) {
+		after = pagetables_kb();
+		if (after <= pagetables_before)
+			break;
+		usleep(250 * 1000);
+	}
+	TH_LOG("PageTables: %ld kB before, %ld kB after exit", pagetables_before, after);
+	EXPECT_LE(after, pagetables_before);
+}
+
+TEST_F_TIMEOUT(pt_migration, follow_numa_balancing_4k, 300)
+{
+	moves_with(_metadata, self->pagetables_before, BY_BALANCING, 0);
+}
+
+TEST_F_TIMEOUT(pt_migration, follow_numa_balancing_thp, 300)
+{
+	moves_with(_metadata, self->pagetables_before, BY_BALANCING, 1);
+}
+
+TEST_F_TIMEOUT(pt_migration, follow_migrate_pages_4k, 120)
+{
+	moves_with(_metadata, self->pagetables_before, BY_MIGRATE_PAGES, 0);
+}
+
+TEST_F_TIMEOUT(pt_migration, follow_migrate_pages_thp, 120)
+{
+	moves_with(_metadata, self->pagetables_before, BY_MIGRATE_PAGES, 1);
+}
+
+/* With vm.pt_migration=0 the data moves and the page tables stay. */
+TEST_F_TIMEOUT(pt_migration, stay_when_off, 120)
+{
+	char why[256];
+	struct run r;
+	double share;
+
+	ASSERT_EQ(0, write_str("/proc/sys/vm/pt_migration", "0"));
+	ASSERT_EQ(0, write_str("/proc/sys/kernel/numa_balancing", "0"));
+	ASSERT_EQ(0, start_child(&r, 0));
+	ASSERT_EQ(0, move_child(&r, BY_MIGRATE_PAGES));
+	sleep(OFF_WAIT_S);
+	share = min_share(r.pid, 0, why, sizeof(why));
+	TH_LOG("%d s after migrate_pages: tables on node 0 per level:%s", OFF_WAIT_S, why);
+	EXPECT_GE(share, 99.0);
+	EXPECT_EQ(0, stop_child(&r));
+}
+
+/*
+ * Stress: while this process moves its memory, and with it its page tables,
+ * between nodes 0 and 1 as fast as it can, its threads fault memory in,
+ * mprotect, munmap, mremap, split huge pages and fork. Every thread checks
+ * its data; the kernel log must gain no warning.
+ */
+#define STRESS_SECONDS	8
+#define STRESS_REGION	(8UL << 20)
+
+static int stress_stop;
+
+static int fill_check(unsigned long *p, size_t size, unsigned long seed, int fill)
+{
+	size_t i;
+
+	for (i = 0; i < size / sizeof(*p); i += 512) {
+		if (fill)
+			p[i] = seed + i;
+		else if (p[i] != seed + i)
+			return -1;
+	}
+	return 0;
+}
+
+static void *faulter(void *arg)
+{
+	long errors = 0;
+
+	while (!__atomic_load_n(&stress_stop, __ATOMIC_RELAXED)) {
+		unsigned long *p = mmap(NULL, STRESS_REGION, PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (p == MAP_FAILED)
+			return (void *)1L;
+		fill_check(p, STRESS_REGION, 11, 1);
+		errors += !!fill_check(p, STRESS_REGION, 11, 0);
+		/* munmap half, then the rest: tables are freed under the mover */
+		munmap(p, STRESS_REGION / 2);
+		errors += !!fill_check(p + STRESS_REGION / 16, STRESS_REGION / 2,
+				       11 + STRESS_REGION / 16, 0);
+		munmap(p + STRESS_REGION / 16, STRESS_REGION / 2);
+	}
+	return (void *)errors;
+}
+
+static void *protector(void *arg)
+{
+	unsigned long *p = mmap(NULL, STRESS_REGION, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned long seed = 0;
+	long errors = 0;
+
+	if (p == MAP_FAILED)
+		return (void *)1L;
+	while (!__atomic_load_n(&stress_stop, __ATOMIC_RELAXED)) {
+		fill_check(p, STRESS_REGION, ++seed, 1);
+		mprotect(p, STRESS_REGION, PROT_READ);
+		errors += !!fill_check(p, STRESS_REGION, seed, 0);
+		mprotect(p, STRESS_REGION, PROT_READ | PROT_WRITE);
+	}
+	munmap(p, STRESS_REGION);
+	return (void *)errors;
+}
+
+static void *remapper(void *arg)
+{
+	unsigned long *p = mmap(NULL, STRESS_REGION, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	long errors = 0;
+
+	if (p == MAP_FAILED)
+		return (void *)1L;
+	fill_check(p, STRESS_REGION, 7, 1);
+	while (!__atomic_load_n(&stress_stop, __ATOMIC_RELAXED)) {
+		/* reserve a new place, then move the pages and their tables there */
+		void *to = mmap(NULL, STRESS_REGION, PROT_NONE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		void *q;
+
+		if (to == MAP_FAILED)
+			return (void *)1L;
+		q = mremap(p, STRESS_REGION, STRESS_REGION, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+		if (q == MAP_FAILED)
+			return (void *)1L;
+		p = q;
+		errors += !!fill_check(p, STRESS_REGION, 7, 0);
+	}
+	munmap(p, STRESS_REGION);
+	return (void *)errors;
+}
+
+static void *splitter(void *arg)
+{
+	char *raw = mmap(NULL, STRESS_REGION + SZ_2M, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned long *p;
+	long errors = 0;
+	size_t off;
+
+	if (raw == MAP_FAILED)
+		return (void *)1L;
+	p = (unsigned long *)(((unsigned long)raw + SZ_2M - 1) & ~(SZ_2M - 1));
+	while (!__atomic_load_n(&stress_stop, __ATOMIC_RELAXED)) {
+		madvise(p, STRESS_REGION, MADV_HUGEPAGE);
+		fill_check(p, STRESS_REGION, 3, 1);
+		/* drop one 4K page per huge page: each is split */
+		for (off = 0; off < STRESS_REGION; off += SZ_2M)
+			madvise((char *)p + off + 4096, 4096, MADV_DONTNEED);
+		for (off = 0; off < STRESS_REGION; off += SZ_2M)
+			errors += p[(off + 8192) / sizeof(*p)] != 3 + (off + 8192) / sizeof(*p);
+		madvise(p, STRESS_REGION, MADV_DONTNEED);
+	}
+	munmap(raw, STRESS_REGION + SZ_2M);
+	return (void *)errors;
+}
+
+static void *forker(void *arg)
+{
+	unsigned long *p = mmap(NULL, STRESS_REGION, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	long errors = 0;
+
+	if (p == MAP_FAILED)
+		return (void *)1L;
+	fill_check(p, STRESS_REGION, 5, 1);
+	while (!__atomic_load_n(&stress_stop, __ATOMIC_RELAXED)) {
+		int status;
+		pid_t pid = fork();
+
+		if (!pid) {
+			/* the child writes its copy: COW under a moving parent */
+			int bad = fill_check(p, STRESS_REGION, 5, 0);
+
+			fill_check(p, STRESS_REGION, 9, 1);
+			_exit(bad || fill_check(p, STRESS_REGION, 9, 0) ? 2 : 0);
+		}
+		if (pid < 0 || waitpid(pid, &status, 0) != pid ||
+		    !WIFEXITED(status) || WEXITSTATUS(status))
+			errors++;
+		errors += !!fill_check(p, STRESS_REGION, 5, 0);
+	}
+	munmap(p, STRESS_REGION);
+	return (void *)errors;
+}
+
+static int kernel_log_warnings(void)
+{
+	int len = klogctl(10, NULL, 0), count = 0;
+	char *buf, *p;
+
+	if (len <= 0)
+		return -1;
+	buf = malloc(len + 1);
+	if (!buf)
+		return -1;
+	len = klogctl(3, buf, len);
+	buf[len > 0 ? len : 0] = 0;
+	for (p = buf; (p = strstr(p, "WARNING:")) != NULL; p++)
+		count++;
+	for (p = buf; (p = strstr(p, "BUG:")) != NULL; p++)
+		count++;
+	free(buf);
+	return count;
+}
+
+TEST_F_TIMEOUT(pt_migration, stress_with_mm_changes, 180)
+{
+	void *(*fn[])(void *) = { faulter, protector, remapper, splitter, forker };
+	unsigned long n0 = 1UL << 0, n1 = 1UL << 1;
+	pthread_t threads[ARRAY_SIZE(fn)];
+	long long moved = vmstat_event("pt_migrate_pte");
+	int warnings = kernel_log_warnings();
+	unsigned long *data;
+	struct timespec t0, t;
+	long moves = 0;
+	unsigned int i;
+
+	ASSERT_EQ(0, write_str("/proc/sys/vm/pt_migration", "1"));
+	ASSERT_EQ(0, write_str("/proc/sys/kernel/numa_balancing", "0"));
+	data = mmap(NULL, REGION / 16, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, data);
+	fill_check(data, REGION / 16, 1, 1);
+	__atomic_store_n(&stress_stop, 0, __ATOMIC_RELAXED);
+	for (i = 0; i < ARRAY_SIZE(fn); i++)
+		ASSERT_EQ(0, pthread_create(&threads[i], NULL, fn[i], NULL));
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		if (syscall(SYS_migrate_pages, 0, 64, &n0, &n1) >= 0 &&
+		    syscall(SYS_migrate_pages, 0, 64, &n1, &n0) >= 0)
+			moves += 2;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while (t.tv_sec - t0.tv_sec < STRESS_SECONDS);
+	__atomic_store_n(&stress_stop, 1, __ATOMIC_RELAXED);
+
+	for (i = 0; i < ARRAY_SIZE(fn); i++) {
+		void *errors;
+
+		ASSERT_EQ(0, pthread_join(threads[i], &errors));
+		EXPECT_EQ(0, (long)errors) TH_LOG("thread %u: %ld errors", i, (long)errors);
+	}
+	EXPECT_EQ(0, fill_check(data, REGION / 16, 1, 0));
+	TH_LOG("%ld migrate_pages calls, %lld tables of PTEs moved", moves,
+	       vmstat_event("pt_migrate_pte") - moved);
+	EXPECT_GT(vmstat_event("pt_migrate_pte") - moved, 0);
+	EXPECT_EQ(warnings, kernel_log_warnings());
+	munmap(data, REGION / 16);
+}
+
+/* Bad sysctl values are refused and change nothing. */
+TEST_F(pt_migration, sysctl_rejects_bad_values)
+{
+	char buf[16];
+
+	ASSERT_EQ(0, write_str("/proc/sys/vm/pt_migration", "0"));
+	EXPECT_NE(0, write_str("/proc/sys/vm/pt_migration", "2"));
+	EXPECT_NE(0, write_str("/proc/sys/vm/pt_migration", "-1"));
+	EXPECT_NE(0, write_str("/proc/sys/vm/pt_migration_batch", "0"));
+	ASSERT_LT(0, read_file("/proc/sys/vm/pt_migration", buf, sizeof(buf)));
+	EXPECT_EQ('0', buf[0]);
+}
+
+TEST_HARNESS_MAIN
