@@ -72,6 +72,7 @@ struct ptm_pass {
 	bool misplaced;		/* dry: an upper table would move */
 	bool all_locks;		/* mmap_lock for write and mm_take_all_locks() */
 	unsigned int *votes;	/* [nr_node_ids] */
+	unsigned int cold;	/* entries NUMA balancing found not accessed */
 };
 
 static void ptm_count(int level, bool moved)
@@ -82,6 +83,7 @@ static void ptm_count(int level, bool moved)
 static void ptm_clear_votes(struct ptm_pass *p)
 {
 	memset(p->votes, 0, nr_node_ids * sizeof(*p->votes));
+	p->cold = 0;
 }
 
 /*
@@ -120,7 +122,7 @@ static int ptm_pick(struct ptm_pass *p, int cur)
 		}
 	}
 	if (to == NUMA_NO_NODE)
-		to = p->fallback;
+		to = p->cold ? cur : p->fallback;	/* cold: nothing known yet */
 	else if (p->votes[cur] == best)
 		to = cur;
 	return to == NUMA_NO_NODE ? cur : to;
@@ -266,7 +268,6 @@ static void ptm_pte_table(struct ptm_pass *p, pmd_t *pmdp, unsigned long addr)
 	struct mm_struct *mm = p->mm;
 	spinlock_t *ptl, *pml, *nptl;
 	struct ptdesc *optd, *nptd;
-	unsigned int present = 0;
 	pte_t *pte, *old, *new;
 	struct page *page;
 	pmd_t pmdval;
@@ -282,20 +283,18 @@ static void ptm_pte_table(struct ptm_pass *p, pmd_t *pmdp, unsigned long addr)
 	for (i = 0; i < PTRS_PER_PTE; i++) {
 		pte_t entry = ptep_get(pte + i);
 
-		if (pte_none(entry))
-			continue;
-		present++;
-		if (pte_present(entry) && !pte_special(entry) && !pte_devmap(entry))
+		/*
+		 * An entry NUMA balancing's scan left PROT_NONE maps a page
+		 * not accessed since: cold pages, which balancing does not
+		 * move, do not hold the table back.
+		 */
+		if (pte_present(entry) && pte_protnone(entry))
+			p->cold++;
+		else if (pte_present(entry) && !pte_special(entry) && !pte_devmap(entry))
 			ptm_vote(p, ptm_page_vote(p, pte_pfn(entry)));
 	}
 	from = page_to_nid(virt_to_page(pte));
 	pte_unmap_unlock(pte, ptl);
-	/*
-	 * An empty table has nothing to walk, and collapse_pte_mapped_thp()
-	 * frees an emptied one with a PTE lock it took earlier: leave it.
-	 */
-	if (!present)
-		return;
 	to = ptm_pick(p, from);
 	if (to == from)
 		return;
@@ -326,21 +325,8 @@ static void ptm_pte_table(struct ptm_pass *p, pmd_t *pmdp, unsigned long addr)
 	if (nptl != ptl && nptl != pml)
 		spin_lock_nested(nptl, SINGLE_DEPTH_NESTING + 1);
 
-	present = 0;
-	for (i = 0; i < PTRS_PER_PTE; i++) {
-		pte_t entry = ptep_get(old + i);
-
-		present += !pte_none(entry);
-		set_pte(new + i, entry);
-	}
-	if (!present) {
-		if (nptl != ptl && nptl != pml)
-			spin_unlock(nptl);
-		if (ptl != pml)
-			spin_unlock(ptl);
-		spin_unlock(pml);
-		goto free_new;
-	}
+	for (i = 0; i < PTRS_PER_PTE; i++)
+		set_pte(new + i, ptep_get(old + i));
 	/* The entries must be visible before the table is, as in pmd_install(). */
 	smp_wmb();
 	pmd_populate(mm, pmdp, ptdesc_page(nptd));
@@ -446,7 +432,9 @@ static void ptm_pmd_table(struct ptm_pass *p, pud_t *pudp, unsigned long addr)
 
 		if (!pmd_present(entry))
 			continue;
-		if (!pmd_leaf(entry))
+		if (pmd_protnone(entry))
+			p->cold++;
+		else if (!pmd_leaf(entry))
 			ptm_vote(p, page_to_nid(pmd_page(entry)));
 		else if (p->dry)	/* a THP may be split meanwhile: its node only */
 			ptm_vote(p, page_to_nid(pmd_page(entry)));
@@ -709,6 +697,19 @@ static bool ptm_init(struct ptm_pass *p, struct mm_struct *mm, int fallback)
 	return p->votes;
 }
 
+/*
+ * Where NUMA balancing wants the current task's memory, if it decided: the
+ * node for tables that map only what says nothing about the task.
+ */
+static int ptm_task_node(void)
+{
+#ifdef CONFIG_NUMA_BALANCING
+	return READ_ONCE(current->numa_preferred_nid);
+#else
+	return NUMA_NO_NODE;
+#endif
+}
+
 void __pt_migrate_numa_scan(struct mm_struct *mm, unsigned long start,
 			    unsigned long end)
 {
@@ -717,7 +718,7 @@ void __pt_migrate_numa_scan(struct mm_struct *mm, unsigned long start,
 	int idx;
 
 	idx = srcu_read_lock(&pt_migration_srcu);
-	if (!READ_ONCE(pt_migration_ready) || !ptm_init(&p, mm, numa_mem_id()))
+	if (!READ_ONCE(pt_migration_ready) || !ptm_init(&p, mm, ptm_task_node()))
 		goto unlock;
 	p.budget = READ_ONCE(pt_migration_batch);
 	if (!mmap_read_trylock(mm))
