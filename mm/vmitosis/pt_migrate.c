@@ -41,7 +41,7 @@
 #include <linux/sysctl.h>
 #include <linux/userfaultfd_k.h>
 #include <linux/vmstat.h>
-#include <asm/pgalloc.h>
+#include <linux/pgalloc.h>
 #include <asm/tlbflush.h>
 
 #define CREATE_TRACE_POINTS

@@ -17,7 +17,7 @@
 #include <linux/mmap_lock.h>
 #include <linux/pt_migrate.h>
 #include <linux/rcupdate.h>
-#include <asm/pgalloc.h>
+#include <linux/pgalloc.h>
 #include <asm/tlbflush.h>
 
 static void pt_migrate_free_pgd(struct rcu_head *head)
