@@ -171,24 +171,6 @@ static long long vmstat_event(const char *name)
 	return -1;
 }
 
-/* Run on the CPUs of @node; memory policy is left alone. */
-static int pin_node(int node)
-{
-	unsigned char cpus[1024] = { 0 };
-	char path[96], buf[1024];
-	cpu_set_t set;
-	int cpu;
-
-	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/cpulist", node);
-	if (read_file(path, buf, sizeof(buf)) < 0 || parse_list(buf, cpus, sizeof(cpus)) <= 0)
-		return -1;
-	CPU_ZERO(&set);
-	for (cpu = 0; cpu < (int)sizeof(cpus); cpu++)
-		if (cpus[cpu])
-			CPU_SET(cpu, &set);
-	return sched_setaffinity(0, sizeof(set), &set);
-}
-
 static unsigned long checksum(const unsigned long *p, size_t size)
 {
 	unsigned long sum = 0;
