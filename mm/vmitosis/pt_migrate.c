@@ -698,16 +698,14 @@ static bool ptm_init(struct ptm_pass *p, struct mm_struct *mm, int fallback)
 }
 
 /*
- * Where NUMA balancing wants the current task's memory, if it decided: the
- * node for tables that map only what says nothing about the task.
+ * The node for tables that map only what says nothing about the scanning
+ * task: where it runs, as for a table it would allocate now. Its preferred
+ * node lags: that follows fault statistics that decay over scan periods,
+ * which grow to a minute and more once the faults are local.
  */
 static int ptm_task_node(void)
 {
-#ifdef CONFIG_NUMA_BALANCING
-	return READ_ONCE(current->numa_preferred_nid);
-#else
-	return NUMA_NO_NODE;
-#endif
+	return numa_mem_id();
 }
 
 void __pt_migrate_numa_scan(struct mm_struct *mm, unsigned long start,
