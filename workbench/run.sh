@@ -42,10 +42,26 @@ while :; do
 		break
 	fi
 	say "booting the emulated ${NODES}-socket server (QEMU TCG, -cpu max, SRAT/SLIT) for $(echo $todo | wc -w) runs, $(( $(date +%s) - start )) s so far"
+	# A run takes 35-80 s; one that makes no progress for 15 minutes hangs in a way the
+	# heartbeat of vm.sh does not see (L1's init alive, a nested guest stuck): boot again.
+	( last=-1 since=$(date +%s)
+	  while sleep 10; do
+		n=$(find "$share/walks" -name meta 2>/dev/null | wc -l)
+		if [ "$n" -ne "$last" ]; then
+			last=$n since=$(date +%s)
+		elif [ $(( $(date +%s) - since )) -ge 900 ] && [ -s "$share/qemu.pid" ]; then
+			say "no run finished for 900 s: stopping the emulated host"
+			kill "$(cat "$share/qemu.pid")" 2>/dev/null
+			break
+		fi
+	  done ) &
+	watchdog=$!
 	set +e
 	SHARE=$share BOOT_TIME=1 CMD="vmitosis-pt-placement --elapsed $(( $(date +%s) - start )) --runs '${todo# }' ${RUN_ARGS:-}" \
 		"$TOP/workbench/vm.sh" 2>&1 | tee -a "$OUT/run.txt"
 	rc=${PIPESTATUS[0]}
+	kill "$watchdog" 2>/dev/null
+	wait "$watchdog" 2>/dev/null
 	set -e
 	# Only a host that died gets another boot; a run that failed in the guest is a result.
 	[ "$rc" -eq 125 ] || break

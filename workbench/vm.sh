@@ -11,11 +11,13 @@
 #   SHARE=         host directory shared with L1 as /share (default: a fresh one, removed)
 #   TIMEOUT=0      kill the emulated host after so many seconds (exit 124)
 #   BOOT_TIME=1    print the boot time of L1 on stderr
+#   HANG=300       stop L1 when its init's heartbeat (every 10 s) is older than so many seconds;
+#                  it ends like an L1 that died (exit 125)
 # The kernel console of L1 is written to build/l1-console.log (shown when L1 dies).
 . "$(dirname "$0")/lib.sh"
 
 NODES=${NODES:-4} CPUS=${CPUS:-1} MEM=${MEM:-4G} DIST=${DIST:-21}
-APPEND=${APPEND:-} CMD=${CMD:-} TIMEOUT=${TIMEOUT:-0} BOOT_TIME=${BOOT_TIME:-0}
+APPEND=${APPEND:-} CMD=${CMD:-} TIMEOUT=${TIMEOUT:-0} BOOT_TIME=${BOOT_TIME:-0} HANG=${HANG:-300}
 
 case $MEM in *[Gg]) memmb=$(( ${MEM%[Gg]} * 1024 ));; *[Mm]) memmb=${MEM%[Mm]};; *) die "MEM=$MEM: use e.g. 4G or 3072M";; esac
 [[ $NODES =~ ^[1-9][0-9]*$ && $CPUS =~ ^[1-9][0-9]*$ ]] || die "NODES and CPUS must be positive integers"
@@ -32,7 +34,7 @@ else
 	share=$(mktemp -d "$BUILD/vmshare.XXXXXX")
 	trap 'rm -rf "$share"' EXIT
 fi
-rm -f "$share/cmd" "$share/rc" "$share/booted"
+rm -f "$share/cmd" "$share/rc" "$share/booted" "$share/heartbeat"
 
 # kvm_amd.vgif=0: with QEMU 7.2's TCG emulation of virtual GIF, L1 crashed (RIP 0 after HLT
 # or kvm_vcpu_block, corrupted stack) in 2 of 2 full test runs while nested guests booted; with
@@ -69,7 +71,7 @@ tmo=(); [ "$TIMEOUT" -gt 0 ] && tmo=(timeout "$TIMEOUT")
 { st=0; "${tmo[@]}" qemu-system-x86_64 "${args[@]}" -serial "file:$console" -serial stdio \
 	< /dev/null || st=$?; echo "$st" > "$share/qemu.status"; } 2>&1 | sed -u 's/\r$//' &
 qpid=$!
-booted= panicked=
+booted= panicked= hung=
 while kill -0 $qpid 2>/dev/null; do
 	# A panicking L1 may hang instead of resetting (nested SVM under TCG, see README): give it
 	# 20 s to reset, then stop it; it ends like any L1 that died without an exit status.
@@ -79,6 +81,13 @@ while kill -0 $qpid 2>/dev/null; do
 			say "the emulated host panicked and hangs: stopping it"
 			kill "$(cat "$share/qemu.pid")" 2>/dev/null || true
 		fi
+	fi
+	# A silent hang (no panic, QEMU busy) was seen once: the heartbeat tells.
+	if [ -n "$booted" ] && [ -z "$hung" ] && [ -f "$share/heartbeat" ] &&
+	   [ $(( $(date +%s) - $(stat -c %Y "$share/heartbeat") )) -ge "$HANG" ]; then
+		hung=1
+		say "no heartbeat from the emulated host for $HANG s: it hangs; stopping it"
+		kill "$(cat "$share/qemu.pid")" 2>/dev/null || true
 	fi
 	if [ -z "$booted" ] && [ -s "$share/booted" ]; then
 		booted=$(date +%s.%N)

@@ -87,9 +87,12 @@ static void ptm_clear_votes(struct ptm_pass *p)
 }
 
 /*
- * The node a data page votes for. Where pages other processes map too
- * (shared libraries, page cache) and the zero pages are says nothing about
- * this process: they vote for the node it was moved to, if known.
+ * The node a data page votes for. Only anonymous memory of this process
+ * alone is placed for it (NUMA balancing, migrate_pages(2)). Page cache
+ * lies where it was first read (NUMA balancing leaves read-only file
+ * mappings alone; ramfs pages never move), other processes' pages where
+ * they run, the zero pages anywhere: they vote for the node the process
+ * was moved to, if known.
  */
 static int ptm_page_vote(struct ptm_pass *p, unsigned long pfn)
 {
@@ -98,7 +101,7 @@ static int ptm_page_vote(struct ptm_pass *p, unsigned long pfn)
 	if (!pfn_valid(pfn) || is_zero_pfn(pfn))
 		return p->fallback;
 	folio = page_folio(pfn_to_page(pfn));
-	if (is_huge_zero_folio(folio) || folio_likely_mapped_shared(folio))
+	if (!folio_test_anon(folio) || folio_likely_mapped_shared(folio))
 		return p->fallback;
 	return folio_nid(folio);
 }
