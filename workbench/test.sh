@@ -76,6 +76,7 @@ while [ "$rc" -eq 125 ] && [ $attempt -lt 3 ]; do
 	cp "$OUT/test-vm.log" "$OUT/test-vm-died$attempt.log"
 	cp "$BUILD/l1-console.log" "$OUT/l1-console-died$attempt.log"
 	cp "$BUILD/l1-qemu.log" "$OUT/l1-qemu-died$attempt.log" 2>/dev/null
+	cp "$BUILD/l1-hang-registers.log" "$OUT/l1-registers-died$attempt.log" 2>/dev/null
 	emit "# the emulated host died without an exit status; evidence in out/*-died$attempt.log; once more"
 	attempt=$((attempt + 1))
 	in_vm "$OUT/test-vm.log"

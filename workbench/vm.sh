@@ -63,8 +63,15 @@ printf '%s\n' "$CMD" > "$share/cmd"
 # ttyS0 (the kernel console) goes to a log, ttyS1 (CMD's output) to stdout. QEMU logs CPU
 # resets (a triple fault ends the run quietly under -no-reboot) to another.
 console=$BUILD/l1-console.log
-args+=(-d cpu_reset -D "$BUILD/l1-qemu.log" -pidfile "$share/qemu.pid")
-rm -f "$share/qemu.pid"
+args+=(-d cpu_reset -D "$BUILD/l1-qemu.log" -pidfile "$share/qemu.pid"
+       -monitor "unix:$share/monitor.sock,server=on,wait=off")
+rm -f "$share/qemu.pid" "$share/monitor.sock" "$BUILD/l1-hang-registers.log"
+# Where each vCPU of an L1 that hangs is, before it is stopped.
+cpu_dump() {
+	say "its vCPUs (registers in build/l1-hang-registers.log):"
+	/usr/bin/python3 "$TOP/workbench/cpu-dump.py" "$share/monitor.sock" "$OBJ/System.map" \
+		"$BUILD/l1-hang-registers.log" >&2 || true
+}
 : > "$console"
 t0=$(date +%s.%N)
 tmo=(); [ "$TIMEOUT" -gt 0 ] && tmo=(timeout "$TIMEOUT")
@@ -77,8 +84,10 @@ while kill -0 $qpid 2>/dev/null; do
 	# 20 s to reset, then stop it; it ends like any L1 that died without an exit status.
 	if grep -q "Kernel panic - not syncing" "$console" 2>/dev/null; then
 		[ -n "$panicked" ] || panicked=$(date +%s)
-		if [ $(( $(date +%s) - panicked )) -ge 20 ] && [ -s "$share/qemu.pid" ]; then
+		if [ -z "$hung" ] && [ $(( $(date +%s) - panicked )) -ge 20 ] && [ -s "$share/qemu.pid" ]; then
+			hung=1
 			say "the emulated host panicked and hangs: stopping it"
+			cpu_dump
 			kill "$(cat "$share/qemu.pid")" 2>/dev/null || true
 		fi
 	fi
@@ -87,6 +96,7 @@ while kill -0 $qpid 2>/dev/null; do
 	   [ $(( $(date +%s) - $(stat -c %Y "$share/heartbeat") )) -ge "$HANG" ]; then
 		hung=1
 		say "no heartbeat from the emulated host for $HANG s: it hangs; stopping it"
+		cpu_dump
 		kill "$(cat "$share/qemu.pid")" 2>/dev/null || true
 	fi
 	if [ -z "$booted" ] && [ -s "$share/booted" ]; then

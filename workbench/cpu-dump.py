@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Ask a running QEMU, through its monitor socket, where every vCPU is: the registers of each
+(info registers -a) go to OUT, and one line per vCPU (RIP, CR3, and the kernel symbol of RIP from
+System.map) to stdout. vm.sh calls it before it stops an emulated host that hangs.
+
+    cpu-dump.py MONITOR_SOCKET SYSTEM_MAP OUT
+"""
+import bisect
+import re
+import socket
+import sys
+import time
+
+
+def monitor(path, command, timeout=20.0):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(path)
+    out = b""
+    deadline = time.time() + timeout
+
+    def read_until_prompt():
+        nonlocal out
+        while not out.rstrip().endswith(b"(qemu)") and time.time() < deadline:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+
+    read_until_prompt()
+    out = b""
+    s.sendall(command.encode() + b"\n")
+    read_until_prompt()
+    s.close()
+    return out.decode(errors="replace").replace("\r", "")
+
+
+def symbols(path):
+    addrs, names = [], []
+    try:
+        with open(path) as f:
+            for line in f:
+                a, t, n = line.split()[:3]
+                if t in "tTwW":
+                    addrs.append(int(a, 16))
+                    names.append(n)
+    except OSError:
+        pass
+    order = sorted(range(len(addrs)), key=addrs.__getitem__)
+    return [addrs[i] for i in order], [names[i] for i in order]
+
+
+def main():
+    sock, sysmap, out = sys.argv[1:4]
+    regs = monitor(sock, "info registers -a")
+    with open(out, "w") as f:
+        f.write(regs[regs.find("\n") + 1:])  # the monitor's echo of the command first
+    addrs, names = symbols(sysmap)
+    cpu = None
+    for line in regs.splitlines():
+        m = re.match(r"CPU#(\d+)", line)
+        if m:
+            cpu = m.group(1)
+        m = re.search(r"RIP=([0-9a-f]+)", line)
+        if m and cpu is not None:
+            rip = int(m.group(1), 16)
+            i = bisect.bisect_right(addrs, rip) - 1
+            sym = f"{names[i]}+{rip - addrs[i]:#x}" if i >= 0 and rip - addrs[i] < 1 << 20 else "?"
+            print(f"vCPU {cpu}: RIP {rip:#018x} {sym}")
+        m = re.search(r"CR3=([0-9a-f]+)", line)
+        if m and cpu is not None:
+            print(f"vCPU {cpu}: CR3 {m.group(1)}")
+
+
+if __name__ == "__main__":
+    main()
