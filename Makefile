@@ -4,17 +4,24 @@
 SHELL := /bin/bash
 WB := workbench
 
-# Knobs of the test bed, passed to the scripts (see README.md).
-export NODES CPUS MEM DIST APPEND CMD TIMEOUT JOBS FORCE SHARE KCONFIG RUN_ARGS RUNS
+# Knobs of the test bed, passed to the scripts (see README.md). Those that carry shell text are
+# taken verbatim: make would otherwise expand their '$' (CMD='echo $?' printed a prerequisite).
+override CMD := $(value CMD)
+override APPEND := $(value APPEND)
+override RUN_ARGS := $(value RUN_ARGS)
+override GUEST_CMD := $(value GUEST_CMD)
+export NODES CPUS MEM DIST APPEND CMD TIMEOUT JOBS FORCE SHARE KCONFIG RUN_ARGS RUNS VARIANT \
+	BOOTS LABEL GUEST_CMD
 
-.PHONY: all help deps source tree kernel userland image vm run test series series-check \
-	writeback deb clean distclean
+.PHONY: all help deps source tree kernel kernel-debug userland image image-debug vm run soak test \
+	series series-check writeback deb clean distclean
 
 all: image
 
 help:
-	@echo "make run | test | kernel | vm [CMD=...] | series | series-check | writeback | deb | clean"
-	@echo "knobs: NODES CPUS MEM DIST APPEND CMD TIMEOUT JOBS FORCE KCONFIG (see README.md)"
+	@echo "make run | test | kernel | kernel-debug | vm [CMD=...] | soak | series | series-check |" \
+		"writeback | deb | clean"
+	@echo "knobs: NODES CPUS MEM DIST APPEND CMD TIMEOUT JOBS FORCE KCONFIG VARIANT BOOTS (see README.md)"
 
 deps:
 	@$(WB)/deps.sh
@@ -26,7 +33,11 @@ tree: source
 	@$(WB)/tree.sh
 
 kernel: tree
-	@$(WB)/kernel.sh
+	@VARIANT= $(WB)/kernel.sh
+
+# The same kernel with lockdep, KASAN, KFENCE, DEBUG_VM, page_table_check... (make test's debug pass)
+kernel-debug: tree
+	@VARIANT=debug $(WB)/kernel.sh
 
 userland: kernel
 	@$(WB)/userland.sh
@@ -34,13 +45,21 @@ userland: kernel
 image: kernel userland
 	@$(WB)/mkinitramfs.sh
 
-vm: image
+# The images and, for the debug pass, the debug kernel and its L1 image as well.
+image-debug: kernel kernel-debug userland
+	@$(WB)/mkinitramfs.sh
+
+vm: $(if $(filter debug,$(VARIANT)),image-debug,image)
 	@$(WB)/vm.sh
 
 run: image
 	@$(WB)/run.sh
 
-test: image
+# How often the emulated host dies while nested guests boot (BOOTS=30 APPEND=...).
+soak: $(if $(filter debug,$(VARIANT)),image-debug,image)
+	@$(WB)/soak.sh
+
+test: image-debug
 	@$(WB)/test.sh
 
 series: tree
@@ -57,7 +76,7 @@ deb: tree
 
 # Build products only; keeps the unpacked base source and ccache.
 clean:
-	rm -rf build/obj build/selftests build/payload build/rootfs-l1 build/rootfs-l2 \
+	rm -rf build/obj build/obj-debug build/selftests build/payload build/rootfs-l1 build/rootfs-l2 \
 		build/initramfs-*.cpio build/series-check build/obj-deb out
 
 # Everything, including the expanded tree (refuses nothing: write back first).
