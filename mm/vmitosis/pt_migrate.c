@@ -61,7 +61,8 @@ static DEFINE_MUTEX(pt_migration_mutex);
 /* Tables of PTEs examined per NUMA scan period of a task. */
 static unsigned int pt_migration_batch = 256;
 
-enum { PTM_PTE = 1, PTM_PMD, PTM_PUD, PTM_PGD };
+/* Levels as pt_dump numbers them; PTM_P4D moves only with 5-level paging. */
+enum { PTM_PTE = 1, PTM_PMD, PTM_PUD, PTM_P4D, PTM_PGD };
 
 struct ptm_pass {
 	struct mm_struct *mm;
@@ -209,6 +210,14 @@ static void ptm_free_pud_rcu(struct rcu_head *head)
 	struct ptdesc *ptdesc = container_of(head, struct ptdesc, pt_rcu_head);
 
 	pagetable_pud_dtor(ptdesc);
+	pagetable_free(ptdesc);
+}
+
+/* P4D tables have no constructor in 6.12: p4d_free() frees the page. */
+static void ptm_free_p4d_rcu(struct rcu_head *head)
+{
+	struct ptdesc *ptdesc = container_of(head, struct ptdesc, pt_rcu_head);
+
 	pagetable_free(ptdesc);
 }
 
@@ -542,6 +551,56 @@ static void ptm_pud_table(struct ptm_pass *p, p4d_t *p4dp, unsigned long addr)
 	ptm_moved(p, PTM_PUD, addr, from, to);
 }
 
+/*
+ * With 5-level paging, the P4D table under *@pgdp, mapping from @addr. Its
+ * entries change only under mmap_lock for write or the page_table_lock (a
+ * PUD table linked by __pud_alloc()), both of which a real pass holds.
+ */
+static void ptm_p4d_table(struct ptm_pass *p, pgd_t *pgdp, unsigned long addr)
+{
+	struct mm_struct *mm = p->mm;
+	p4d_t *old = (p4d_t *)pgd_page_vaddr(pgdp_get(pgdp)), *new;
+	struct ptdesc *optd = virt_to_ptdesc(old);
+	struct page *page;
+	int i, from, to;
+
+	ptm_count(PTM_P4D, false);
+	ptm_clear_votes(p);
+	for (i = 0; i < PTRS_PER_P4D; i++) {
+		p4d_t entry = p4dp_get(old + i);
+
+		if (p4d_present(entry) && !p4d_bad(entry))
+			ptm_vote(p, page_to_nid(virt_to_page(p4d_pgtable(entry))));
+	}
+	from = page_to_nid(virt_to_page(old));
+	to = ptm_pick(p, from);
+	if (to == from)
+		return;
+	if (p->dry) {
+		p->misplaced = true;
+		return;
+	}
+
+	page = ptm_alloc(p, to, 0);
+	if (!page)
+		return;
+	new = page_address(page);
+
+	spin_lock(&mm->page_table_lock);
+	for (i = 0; i < PTRS_PER_P4D; i++)
+		set_p4d(new + i, p4dp_get(old + i));
+	/* The entries must be visible before the table is. */
+	smp_wmb();
+	/* With PTI, set_pgd() updates the user half's entry too. */
+	pgd_populate(mm, pgdp, new);
+	flush_tlb_mm_range(mm, addr, addr + PGDIR_SIZE, PAGE_SHIFT, true);
+	ptm_retire_copy(new, old);
+	spin_unlock(&mm->page_table_lock);
+
+	call_rcu(&optd->pt_rcu_head, ptm_free_p4d_rcu);
+	ptm_moved(p, PTM_P4D, addr, from, to);
+}
+
 static void ptm_pgd(struct ptm_pass *p)
 {
 	struct mm_struct *mm = p->mm;
@@ -557,6 +616,11 @@ static void ptm_pgd(struct ptm_pass *p)
 
 		if (pgd_none(*pgd) || pgd_bad(*pgd))
 			continue;
+		/* The children: P4D tables, or with 4-level paging PUD tables. */
+		if (pgtable_l5_enabled()) {
+			ptm_vote(p, page_to_nid(virt_to_page(pgd_page_vaddr(*pgd))));
+			continue;
+		}
 		p4d = p4d_offset(pgd, addr);
 		if (p4d_none(*p4d) || p4d_bad(*p4d))
 			continue;
@@ -580,7 +644,10 @@ static void ptm_pgd(struct ptm_pass *p)
 	ptm_moved(p, PTM_PGD, 0, from, to);
 }
 
-/* PMD tables, then PUD tables, then the PGD, of the VMAs of @p->mm. */
+/*
+ * PMD tables, then PUD tables, then (5-level paging) P4D tables, then the
+ * PGD, of the VMAs of @p->mm.
+ */
 static void ptm_upper(struct ptm_pass *p)
 {
 	struct mm_struct *mm = p->mm;
@@ -636,6 +703,28 @@ static void ptm_upper(struct ptm_pass *p)
 			ptm_pud_table(p, p4d, addr);
 			if (p->misplaced)
 				return;
+		}
+	}
+
+	if (pgtable_l5_enabled()) {
+		last = -1UL;
+		vma_iter_set(&vmi, 0);
+		for_each_vma(vmi, vma) {
+			for (addr = vma->vm_start & PGDIR_MASK; addr < vma->vm_end;
+			     addr += PGDIR_SIZE) {
+				pgd_t *pgd = pgd_offset(mm, addr);
+
+				if (addr == last)
+					continue;
+				last = addr;
+				if (pgd_none(*pgd) || pgd_bad(*pgd))
+					continue;
+				if (!ptm_range_movable(mm, addr, addr + PGDIR_SIZE))
+					continue;
+				ptm_p4d_table(p, pgd, addr);
+				if (p->misplaced)
+					return;
+			}
 		}
 	}
 
