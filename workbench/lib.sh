@@ -9,6 +9,7 @@ OUT=${OUT:-$TOP/out}
 BASE_DIR=$BUILD/base          # pristine Debian linux-source-6.12, a git repo tagged "base"
 TREE=$BUILD/linux             # expanded tree: base + patches/ + overlay files, one commit per patch
 OBJ=$BUILD/obj                # out-of-tree kernel build directory
+OBJ_DEBUG=$BUILD/obj-debug    # the same kernel with the debug checkers (kernel-debug.config)
 
 # Top-level directories of the kernel tree: files of this repository below them are overlay files
 # (new kernel files), everything else (workbench/, patches/, README.md ...) belongs to the project.

@@ -4,6 +4,8 @@
 #                            memcached and memaslap                            (the nested guest)
 #   build/initramfs-l1.cpio  the same + QEMU with its libraries and firmware,
 #                            the kernel and initramfs-l2.cpio for the guest    (the emulated host)
+#   build/initramfs-l1-debug.cpio  the same with the debug kernel (make kernel-debug) for L2;
+#                            built when that kernel is there
 # Debian's binaries come with the shared libraries they load.
 # Uncompressed cpio: it is built and unpacked faster than it would be compressed and loaded.
 . "$(dirname "$0")/lib.sh"
@@ -68,3 +70,11 @@ cp "$KIMG" "$r1/opt/vmitosis/bzImage"
 cp "$BUILD/initramfs-l2.cpio" "$r1/opt/vmitosis/initramfs-l2.cpio"
 mkcpio "$r1" "$BUILD/initramfs-l1.cpio"
 say "initramfs: L1 $(du -m "$BUILD/initramfs-l1.cpio" | cut -f1) MiB, L2 $(du -m "$BUILD/initramfs-l2.cpio" | cut -f1) MiB"
+
+# --- L1 of the debug pass: the guests boot the debug kernel too
+rm -f "$BUILD/initramfs-l1-debug.cpio"
+if [ -f "$OBJ_DEBUG/arch/x86/boot/bzImage" ]; then
+	cp "$OBJ_DEBUG/arch/x86/boot/bzImage" "$r1/opt/vmitosis/bzImage"
+	mkcpio "$r1" "$BUILD/initramfs-l1-debug.cpio"
+	say "initramfs: debug L1 $(du -m "$BUILD/initramfs-l1-debug.cpio" | cut -f1) MiB"
+fi

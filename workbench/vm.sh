@@ -13,6 +13,7 @@
 #   BOOT_TIME=1    print the boot time of L1 on stderr
 #   HANG=300       stop L1 when its init's heartbeat (every 10 s) is older than so many seconds;
 #                  it ends like an L1 that died (exit 125)
+#   VARIANT=       debug: boot the debug kernel (make kernel-debug) as L1 and as its guests
 # The kernel console of L1 is written to build/l1-console.log (shown when L1 dies).
 . "$(dirname "$0")/lib.sh"
 
@@ -24,8 +25,13 @@ case $MEM in *[Gg]) memmb=$(( ${MEM%[Gg]} * 1024 ));; *[Mm]) memmb=${MEM%[Mm]};;
 nodemb=$(( memmb / NODES ))
 [ $nodemb -ge 256 ] || die "MEM=$MEM leaves less than 256M per node"
 
-for f in "$OBJ/arch/x86/boot/bzImage" "$BUILD/initramfs-l1.cpio"; do
-	[ -f "$f" ] || die "$f missing: run make kernel initramfs (or make vm, which does)"
+case ${VARIANT:-} in
+"")    KOBJ=$OBJ initrd=$BUILD/initramfs-l1.cpio ;;
+debug) KOBJ=$OBJ_DEBUG initrd=$BUILD/initramfs-l1-debug.cpio ;;
+*)     die "VARIANT=$VARIANT: only debug is known" ;;
+esac
+for f in "$KOBJ/arch/x86/boot/bzImage" "$initrd"; do
+	[ -f "$f" ] || die "$f missing: run make image${VARIANT:+ VARIANT=$VARIANT} (or make vm, which does)"
 done
 
 if [ -n "${SHARE:-}" ]; then
@@ -42,8 +48,8 @@ rm -f "$share/cmd" "$share/rc" "$share/booted" "$share/heartbeat"
 ncpu=$(( NODES * CPUS ))
 args=(-accel tcg,thread=multi -cpu max -nodefaults -no-reboot -display none
       -smp "$ncpu,sockets=$NODES,cores=$CPUS,threads=1" -m "$(( nodemb * NODES ))M"
-      -kernel "$OBJ/arch/x86/boot/bzImage" -initrd "$BUILD/initramfs-l1.cpio"
-      -append "console=ttyS0 loglevel=7 panic=-1 vmitosis.level=1 kvm_amd.vgif=0 $APPEND"
+      -kernel "$KOBJ/arch/x86/boot/bzImage" -initrd "$initrd"
+      -append "console=ttyS0 loglevel=7 log_buf_len=16M panic=-1 vmitosis.level=1 kvm_amd.vgif=0 $APPEND"
       -virtfs "local,path=$share,mount_tag=vmshare,security_model=none,id=vmshare")
 for ((i = 0; i < NODES; i++)); do
 	args+=(-object "memory-backend-ram,id=m$i,size=${nodemb}M"
@@ -69,7 +75,7 @@ rm -f "$share/qemu.pid" "$share/monitor.sock" "$BUILD/l1-hang-registers.log"
 # Where each vCPU of an L1 that hangs is, before it is stopped.
 cpu_dump() {
 	say "its vCPUs (registers in build/l1-hang-registers.log):"
-	/usr/bin/python3 "$TOP/workbench/cpu-dump.py" "$share/monitor.sock" "$OBJ/System.map" \
+	/usr/bin/python3 "$TOP/workbench/cpu-dump.py" "$share/monitor.sock" "$KOBJ/System.map" \
 		"$BUILD/l1-hang-registers.log" >&2 || true
 }
 : > "$console"
