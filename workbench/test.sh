@@ -68,7 +68,7 @@ boot() {	# boot TAG VARIANT APPEND ARGS...: run vmitosis-run-tests ARGS in one L
 	while :; do
 		rm -rf "$share"
 		set +e
-		SHARE=$share TIMEOUT=${TIMEOUT:-3000} BOOT_TIME=1 VARIANT=$variant APPEND=$append \
+		SHARE=$share TIMEOUT=${TIMEOUT:-3600} BOOT_TIME=1 VARIANT=$variant APPEND=$append \
 			CMD="VMITOSIS_NODES=$NODES vmitosis-run-tests $*" \
 			"$TOP/workbench/vm.sh" 2>&1 | tee "$vlog"
 		rc=${PIPESTATUS[0]}
@@ -99,7 +99,7 @@ main_share=$BUILD/test-share-main
 rm -rf "$main_share"; mv "$share" "$main_share"
 boot 4-level "" "no5lvl" --only paging --paging 4 --pti off
 boot pti "" "pti=on" --only paging --pti on
-boot debug debug "kvm.ept_migration=1 pt_migration=on numa_balancing=enable" --provoke
+boot debug debug "kvm.ept_migration=1 pt_migration=on numa_balancing=enable" --debug-pass --provoke
 emit "# the emulated host was booted again $retries times after it died"
 [ "$retries" -le 1 ] || emit "not ok - the emulated host died at most once in the run ($retries retries)"
 

@@ -35,12 +35,20 @@ done
 cp "$TOP/workbench/kvm-selftests.list" "$P.new/selftests/kvm/list"
 
 mkdir -p "$BUILD/selftests/mm" "$P.new/selftests/mm"
-mm_tests=$(grep -v '^[[:space:]]*\(#\|$\)' "$TOP/workbench/mm-selftests.list" | cut -d' ' -f1)
+mm_tests=$(grep -v '^[[:space:]]*\(#\|$\)' "$TOP/workbench/mm-selftests.list" | cut -d' ' -f1 | sort -u)
+# migration and ksm_tests link libnuma (the Makefile adds -lnuma): statically, Debian's libnuma.a.
+[ -f /usr/include/numa.h ] && [ -f /usr/lib/x86_64-linux-gnu/libnuma.a ] ||
+	die "libnuma-dev is missing (numa.h, libnuma.a): run make deps"
+# ARCH=x86_64: only then does the Makefile define protection_keys_64.
 # shellcheck disable=SC2046
-sm -C "$ST/mm" OUTPUT="$BUILD/selftests/mm" EXTRA_CFLAGS=-static \
+sm -C "$ST/mm" ARCH=x86_64 OUTPUT="$BUILD/selftests/mm" EXTRA_CFLAGS=-static \
 	$(for t in $mm_tests; do echo "$BUILD/selftests/mm/$t"; done)
 for t in $mm_tests; do
 	[ -x "$BUILD/selftests/mm/$t" ] || die "mm selftest $t was not built"
+	# (grep without -q: with pipefail, its early exit would hide a match behind SIGPIPE)
+	if readelf -l "$BUILD/selftests/mm/$t" | grep 'program interpreter' > /dev/null; then
+		die "mm selftest $t is not linked statically"
+	fi
 	cp "$BUILD/selftests/mm/$t" "$P.new/selftests/mm/$t"
 done
 cp "$TOP/workbench/mm-selftests.list" "$P.new/selftests/mm/list"
