@@ -11,7 +11,7 @@ override APPEND := $(value APPEND)
 override RUN_ARGS := $(value RUN_ARGS)
 override GUEST_CMD := $(value GUEST_CMD)
 export NODES CPUS MEM DIST APPEND CMD TIMEOUT JOBS FORCE SHARE KCONFIG RUN_ARGS RUNS VARIANT \
-	BOOTS LABEL GUEST_CMD
+	BOOTS LABEL GUEST_CMD DEBUG_PASS
 
 .PHONY: all help deps source tree kernel kernel-debug userland image image-debug vm run soak test \
 	series series-check writeback deb clean distclean
@@ -59,7 +59,7 @@ run: image
 soak: $(if $(filter debug,$(VARIANT)),image-debug,image)
 	@$(WB)/soak.sh
 
-test: image-debug
+test: $(if $(filter 1,$(DEBUG_PASS)),image-debug,image)
 	@$(WB)/test.sh
 
 series: tree

@@ -51,11 +51,14 @@ if [ "$QEMU_FROM" = backports ]; then
 		$SUDO apt-get update -qq
 	fi
 	qemu_want=$QEMU_BPO_VERSION
-elif [ -f $bpo_pref ]; then
-	say "QEMU_FROM=$QEMU_FROM: dropping the backports preference; Debian 12's QEMU"
-	$SUDO rm -f $bpo_pref $bpo_src
-	$SUDO apt-get update -qq
-	qemu_want=$(apt-cache policy qemu-system-x86 | sed -n 's/^  Candidate: //p')
+else
+	if [ -f $bpo_pref ]; then
+		say "QEMU_FROM=$QEMU_FROM: dropping the backports preference; Debian 12's QEMU"
+		$SUDO rm -f $bpo_pref $bpo_src
+		$SUDO apt-get update -qq
+	fi
+	# apt does not downgrade by itself: name bookworm's version.
+	qemu_want=$(apt-cache madison qemu-system-x86 | awk -F' [|] ' '$3 ~ / bookworm\/main / { print $2; exit }')
 fi
 
 missing=()

@@ -31,7 +31,7 @@ debug) KOBJ=$OBJ_DEBUG initrd=$BUILD/initramfs-l1-debug.cpio ;;
 *)     die "VARIANT=$VARIANT: only debug is known" ;;
 esac
 for f in "$KOBJ/arch/x86/boot/bzImage" "$initrd"; do
-	[ -f "$f" ] || die "$f missing: run make image${VARIANT:+ VARIANT=$VARIANT} (or make vm, which does)"
+	[ -f "$f" ] || die "$f missing: run make image${VARIANT:+-$VARIANT} (or make vm, which does)"
 done
 
 if [ -n "${SHARE:-}" ]; then

@@ -9,8 +9,8 @@
 
 /*
  * One page-table page of a process moved to another node. @level is 1 for a
- * table of PTEs, 2 for PMDs, 3 for PUDs and 4 for the PGD; @addr is the first
- * user address the table maps.
+ * table of PTEs, 2 for PMDs, 3 for PUDs, 4 for P4Ds (5-level paging only)
+ * and 5 for the PGD; @addr is the first user address the table maps.
  */
 TRACE_EVENT(pt_migrate_table,
 	    TP_PROTO(struct mm_struct *mm, int level, unsigned long addr,

@@ -475,8 +475,9 @@ static unsigned int tdp_migrate_level(struct kvm_tdp_migrate *m, struct kvm_mmu_
 }
 
 /*
- * Replace @root by a copy on @nid. mmu_lock is held for write; the caller
- * holds a reference to @root.
+ * Replace @root by a copy on @nid. mmu_lock is held for write and the RCU
+ * read lock, as for every walk of TDP tables; the caller holds a reference
+ * to @root.
  */
 static bool tdp_migrate_root(struct kvm_tdp_migrate *m, struct kvm_mmu_page *root, int nid)
 {
@@ -485,15 +486,14 @@ static bool tdp_migrate_root(struct kvm_tdp_migrate *m, struct kvm_mmu_page *roo
 	int from = sp_nid(root), i;
 
 	lockdep_assert_held_write(&kvm->mmu_lock);
+	RCU_LOCKDEP_WARN(!rcu_read_lock_held(), "tdp_migrate_root() outside RCU");
 
 	new_root = tdp_alloc_sp_on(nid);
 	if (!new_root) {
 		m->alloc_failed++;
 		return false;
 	}
-	rcu_read_lock();
 	tdp_copy_sp(kvm, new_root, root);
-	rcu_read_unlock();
 	/* The TDP MMU's own reference; vCPUs take theirs when they load it. */
 	refcount_set(&new_root->tdp_mmu_root_count, 1);
 
@@ -560,6 +560,8 @@ static unsigned int tdp_migrate_pass(struct kvm_tdp_migrate *m, unsigned int bud
 			continue;
 
 		write_lock(&kvm->mmu_lock);
+		/* The SPTEs of TDP tables are read under RCU, mmu_lock or not. */
+		rcu_read_lock();
 		if (!root->role.invalid) {
 			u64 t0 = ktime_get_ns();
 			int nid;
@@ -571,6 +573,7 @@ static unsigned int tdp_migrate_pass(struct kvm_tdp_migrate *m, unsigned int bud
 				left--;
 			tdp_migrate_hold_end(m, t0);
 		}
+		rcu_read_unlock();
 		write_unlock(&kvm->mmu_lock);
 	}
 

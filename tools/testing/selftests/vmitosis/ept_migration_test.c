@@ -265,7 +265,7 @@ TEST_F(vm, concurrent_writes_dirty_log_and_unmaps)
 	struct stress s = { .v = &self->v };
 	int i, runs = 0, lost = 0;
 	pthread_t a, b;
-	time_t end;
+	time_t end, cap;
 
 	ASSERT_EQ(0, write_str(PERIOD, "10"));
 	ASSERT_EQ(0, write_str(PARAM, "1"));
@@ -274,7 +274,14 @@ TEST_F(vm, concurrent_writes_dirty_log_and_unmaps)
 	ASSERT_EQ(0, pthread_create(&a, NULL, mover, &s));
 	ASSERT_EQ(0, pthread_create(&b, NULL, unmapper, &s));
 
-	for (end = time(NULL) + 5; time(NULL) < end; runs++) {
+	/*
+	 * 5 s, and at least 11 guest runs and a move: a debug kernel under
+	 * emulation may need much longer for them (120 s at most).
+	 */
+	for (end = time(NULL) + 5, cap = end + 115;
+	     time(NULL) < cap && (time(NULL) < end || runs <= 10 ||
+				  !__atomic_load_n(&s.moves, __ATOMIC_RELAXED));
+	     runs++) {
 		if (rm_vm_run(&self->v) != KVM_EXIT_HLT)
 			break;
 		/* The guest wrote every page: every one of them must be logged dirty. */
