@@ -11,7 +11,7 @@ override APPEND := $(value APPEND)
 override RUN_ARGS := $(value RUN_ARGS)
 override GUEST_CMD := $(value GUEST_CMD)
 export NODES CPUS MEM DIST APPEND CMD TIMEOUT JOBS FORCE SHARE KCONFIG RUN_ARGS RUNS VARIANT \
-	BOOTS LABEL GUEST_CMD DEBUG_PASS
+	BOOTS LABEL GUEST_CMD DEBUG_PASS PTI_BOOTS
 
 .PHONY: all help deps source tree kernel kernel-debug userland image image-debug vm run soak test \
 	series series-check writeback deb clean distclean
