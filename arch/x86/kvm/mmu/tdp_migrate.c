@@ -486,7 +486,7 @@ static bool tdp_migrate_root(struct kvm_tdp_migrate *m, struct kvm_mmu_page *roo
 	int from = sp_nid(root), i;
 
 	lockdep_assert_held_write(&kvm->mmu_lock);
-	RCU_LOCKDEP_WARN(!rcu_read_lock_held(), "tdp_migrate_root() outside RCU");
+	RCU_LOCKDEP_WARN(!rcu_read_lock_held(), "a TDP root copied outside RCU");
 
 	new_root = tdp_alloc_sp_on(nid);
 	if (!new_root) {
