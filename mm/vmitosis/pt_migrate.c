@@ -422,6 +422,63 @@ static unsigned long ptm_leaf_range(struct ptm_pass *p, unsigned long start,
 }
 
 /*
+ * Where the table @old, whose votes are in, goes: true if it is to move from
+ * *@from to *@to now; a dry pass only notes that it would.
+ */
+static bool ptm_decide(struct ptm_pass *p, void *old, int *from, int *to)
+{
+	*from = page_to_nid(virt_to_page(old));
+	*to = ptm_pick(p, *from);
+	if (*to == *from)
+		return false;
+	if (p->dry) {
+		p->misplaced = true;
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Put @new, a copy of the PUD or (5-level paging) P4D table @old, in the
+ * parent entry @parent that maps from @addr, and retire @old. Their entries
+ * change only under mmap_lock for write or page_table_lock, which
+ * __pmd_alloc() and __pud_alloc() take to link a table: a real pass holds
+ * both. With PTI, p4d_populate() (4-level paging: the PGD entry) and
+ * pgd_populate() mirror the entry into the user half of the PGD.
+ */
+static void ptm_relink(struct ptm_pass *p, int level, void *parent, void *old,
+		       void *new, unsigned long addr, int from, int to)
+{
+	struct mm_struct *mm = p->mm;
+	unsigned long size;
+	int i;
+
+	spin_lock(&mm->page_table_lock);
+	if (level == PTM_PUD) {
+		for (i = 0; i < PTRS_PER_PUD; i++)
+			set_pud((pud_t *)new + i, pudp_get((pud_t *)old + i));
+		/* The entries must be visible before the table is. */
+		smp_wmb();
+		p4d_populate(mm, parent, new);
+		size = P4D_SIZE;
+	} else {
+		for (i = 0; i < PTRS_PER_P4D; i++)
+			set_p4d((p4d_t *)new + i, p4dp_get((p4d_t *)old + i));
+		/* As above. */
+		smp_wmb();
+		pgd_populate(mm, parent, new);
+		size = PGDIR_SIZE;
+	}
+	flush_tlb_mm_range(mm, addr, addr + size, PAGE_SHIFT, true);
+	ptm_retire_copy(new, old);
+	spin_unlock(&mm->page_table_lock);
+
+	call_rcu(&virt_to_ptdesc(old)->pt_rcu_head,
+		 level == PTM_PUD ? ptm_free_pud_rcu : ptm_free_p4d_rcu);
+	ptm_moved(p, level, addr, from, to);
+}
+
+/*
  * The upper levels. Entries are read without their locks in a dry pass
  * (mmap_lock held for read: the tables covering VMAs stay linked); a real
  * pass holds mmap_lock for write and all rmap locks, so nothing else
@@ -453,14 +510,8 @@ static void ptm_pmd_table(struct ptm_pass *p, pud_t *pudp, unsigned long addr)
 		else if (!pmd_devmap(entry))
 			ptm_vote(p, ptm_page_vote(p, pmd_pfn(entry)));
 	}
-	from = page_to_nid(virt_to_page(old));
-	to = ptm_pick(p, from);
-	if (to == from)
+	if (!ptm_decide(p, old, &from, &to))
 		return;
-	if (p->dry) {
-		p->misplaced = true;
-		return;
-	}
 
 	page = ptm_alloc(p, to, 0);
 	if (!page)
@@ -503,9 +554,8 @@ static void ptm_pmd_table(struct ptm_pass *p, pud_t *pudp, unsigned long addr)
 
 static void ptm_pud_table(struct ptm_pass *p, p4d_t *p4dp, unsigned long addr)
 {
-	struct mm_struct *mm = p->mm;
-	pud_t *old = p4d_pgtable(p4dp_get(p4dp)), *new;
-	struct ptdesc *optd = virt_to_ptdesc(old), *nptd;
+	pud_t *old = p4d_pgtable(p4dp_get(p4dp));
+	struct ptdesc *nptd;
 	struct page *page;
 	int i, from, to;
 
@@ -521,46 +571,21 @@ static void ptm_pud_table(struct ptm_pass *p, p4d_t *p4dp, unsigned long addr)
 		else if (!pud_devmap(entry))
 			ptm_vote(p, ptm_page_vote(p, pud_pfn(entry)));
 	}
-	from = page_to_nid(virt_to_page(old));
-	to = ptm_pick(p, from);
-	if (to == from)
+	if (!ptm_decide(p, old, &from, &to))
 		return;
-	if (p->dry) {
-		p->misplaced = true;
-		return;
-	}
 
 	page = ptm_alloc(p, to, 0);
 	if (!page)
 		return;
 	nptd = page_ptdesc(page);
 	pagetable_pud_ctor(nptd);
-	new = ptdesc_address(nptd);
-
-	spin_lock(&mm->page_table_lock);
-	for (i = 0; i < PTRS_PER_PUD; i++)
-		set_pud(new + i, pudp_get(old + i));
-	/* The entries must be visible before the table is. */
-	smp_wmb();
-	p4d_populate(mm, p4dp, new);
-	flush_tlb_mm_range(mm, addr, addr + P4D_SIZE, PAGE_SHIFT, true);
-	ptm_retire_copy(new, old);
-	spin_unlock(&mm->page_table_lock);
-
-	call_rcu(&optd->pt_rcu_head, ptm_free_pud_rcu);
-	ptm_moved(p, PTM_PUD, addr, from, to);
+	ptm_relink(p, PTM_PUD, p4dp, old, ptdesc_address(nptd), addr, from, to);
 }
 
-/*
- * With 5-level paging, the P4D table under *@pgdp, mapping from @addr. Its
- * entries change only under mmap_lock for write or the page_table_lock (a
- * PUD table linked by __pud_alloc()), both of which a real pass holds.
- */
+/* With 5-level paging, the P4D table under *@pgdp, mapping from @addr. */
 static void ptm_p4d_table(struct ptm_pass *p, pgd_t *pgdp, unsigned long addr)
 {
-	struct mm_struct *mm = p->mm;
-	p4d_t *old = (p4d_t *)pgd_page_vaddr(pgdp_get(pgdp)), *new;
-	struct ptdesc *optd = virt_to_ptdesc(old);
+	p4d_t *old = (p4d_t *)pgd_page_vaddr(pgdp_get(pgdp));
 	struct page *page;
 	int i, from, to;
 
@@ -572,33 +597,13 @@ static void ptm_p4d_table(struct ptm_pass *p, pgd_t *pgdp, unsigned long addr)
 		if (p4d_present(entry) && !p4d_bad(entry))
 			ptm_vote(p, page_to_nid(virt_to_page(p4d_pgtable(entry))));
 	}
-	from = page_to_nid(virt_to_page(old));
-	to = ptm_pick(p, from);
-	if (to == from)
+	if (!ptm_decide(p, old, &from, &to))
 		return;
-	if (p->dry) {
-		p->misplaced = true;
-		return;
-	}
 
 	page = ptm_alloc(p, to, 0);
 	if (!page)
 		return;
-	new = page_address(page);
-
-	spin_lock(&mm->page_table_lock);
-	for (i = 0; i < PTRS_PER_P4D; i++)
-		set_p4d(new + i, p4dp_get(old + i));
-	/* The entries must be visible before the table is. */
-	smp_wmb();
-	/* With PTI, set_pgd() updates the user half's entry too. */
-	pgd_populate(mm, pgdp, new);
-	flush_tlb_mm_range(mm, addr, addr + PGDIR_SIZE, PAGE_SHIFT, true);
-	ptm_retire_copy(new, old);
-	spin_unlock(&mm->page_table_lock);
-
-	call_rcu(&optd->pt_rcu_head, ptm_free_p4d_rcu);
-	ptm_moved(p, PTM_P4D, addr, from, to);
+	ptm_relink(p, PTM_P4D, pgdp, old, page_address(page), addr, from, to);
 }
 
 static void ptm_pgd(struct ptm_pass *p)
@@ -626,14 +631,8 @@ static void ptm_pgd(struct ptm_pass *p)
 			continue;
 		ptm_vote(p, page_to_nid(virt_to_page(p4d_pgtable(*p4d))));
 	}
-	from = page_to_nid(virt_to_page(mm->pgd));
-	to = ptm_pick(p, from);
-	if (to == from)
+	if (!ptm_decide(p, mm->pgd, &from, &to))
 		return;
-	if (p->dry) {
-		p->misplaced = true;
-		return;
-	}
 	page = ptm_alloc(p, to, PGD_ALLOCATION_ORDER);
 	if (!page)
 		return;
