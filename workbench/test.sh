@@ -45,6 +45,40 @@ emit "TAP version 13"
 check "workbench: writing back the unmodified tree reproduces patches/ and the overlay" wb_roundtrip
 check "workbench: the exported series applies to the pristine base with git am and gives the tree" series_applies
 
+# --- the kernel-report check of the test bed (vmitosis-kcheck, run by busybox as in L1 and L2)
+# on logs with known answers: a report of each kind fails it, a clean log passes, a log or
+# taint that cannot be read is an error, not a pass
+kcheck_case() {	# kcheck_case WANT TAINT LOG-LINES...
+	local want=$1 taint=$2 d rc; shift 2
+	d=$(mktemp -d)
+	: > "$d/log"
+	[ $# -eq 0 ] || printf '%s\n' "$@" > "$d/log"
+	[ "$taint" = none ] || echo "$taint" > "$d/tainted"
+	rc=0; busybox sh "$TOP/workbench/rootfs/bin/vmitosis-kcheck" --log "$d/log" \
+		--tainted "$d/tainted" --name fixture > /dev/null || rc=$?
+	rm -rf "$d"
+	[ "$rc" = "$want" ] || { echo "vmitosis-kcheck exited $rc, not $want, on: $*"; return 1; }
+}
+kcheck_fixtures() {
+	local boot=("[    0.000000] Linux version 6.12.117+" \
+		"[    0.000000] Kernel command line: console=ttyS0 kasan.fault=report KFENCE" \
+		"[    0.100000] kasan: KernelAddressSanitizer initialized (generic)" \
+		"[    0.200000] kfence: initialized - using 2097152 bytes for 255 objects")
+	kcheck_case 0 0 "${boot[@]}" &&
+	kcheck_case 1 0 "${boot[@]}" "WARNING: possible circular locking dependency detected" &&
+	kcheck_case 1 0 "${boot[@]}" "BUG: KASAN: slab-use-after-free in tdp_migrate_pass+0x1/0x2" &&
+	kcheck_case 1 0 "${boot[@]}" "BUG: KFENCE: use-after-free read in foo" &&
+	kcheck_case 1 0 "${boot[@]}" "rcu: INFO: rcu_sched self-detected stall on CPU" &&
+	kcheck_case 1 0 "${boot[@]}" "kernel BUG at mm/page_table_check.c:80!" &&
+	kcheck_case 1 0 "${boot[@]}" "BUG: sleeping function called from invalid context" &&
+	kcheck_case 1 512 "${boot[@]}" &&
+	kcheck_case 1 32 "${boot[@]}" &&
+	kcheck_case 2 0 &&
+	kcheck_case 2 none "${boot[@]}"
+}
+check "kcheck: reports of every kind fail it, a clean log passes, an unreadable one is an error" \
+	kcheck_fixtures
+
 # --- the page-walk locality analyzer, on hand-built page tables (one TAP line per case)
 arc=0; out=$(/usr/bin/python3 "$TREE/tools/vmitosis/walk_locality_test.py" -v 2>&1) || arc=$?
 echo "$out" | sed -n -E 's/^(test_[a-z0-9_]+) \(.*\) \.\.\. ok$/ok - analyzer: \1/p;
