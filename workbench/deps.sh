@@ -67,16 +67,17 @@ for p in $PKGS "$@"; do
 	[ -n "$(installed "$p")" ] || missing+=("$p")
 done
 if [ -n "$qemu_want" ] && [ "$(installed qemu-system-x86)" != "$qemu_want" ]; then
-	if [ "$QEMU_FROM" = backports ] &&
-	   ! apt-cache madison qemu-system-x86 | grep -qF "| $QEMU_BPO_VERSION |"; then
-		[ -n "$(apt-cache madison qemu-system-x86 2>/dev/null)" ] || $SUDO apt-get update -qq
+	# (madison's output is read whole: grep -q under pipefail would fail on apt-cache's SIGPIPE)
+	served() { apt-cache madison qemu-system-x86 2>/dev/null | awk -F' [|] ' '{ print $2 }'; }
+	pinned_served() { local v; v=$(served); grep -qxF "$QEMU_BPO_VERSION" <<< "$v"; }
+	if [ "$QEMU_FROM" = backports ] && ! pinned_served; then
+		$SUDO apt-get update -qq
 	fi
-	if [ "$QEMU_FROM" = backports ] &&
-	   ! apt-cache madison qemu-system-x86 | grep -qF "| $QEMU_BPO_VERSION |"; then
+	if [ "$QEMU_FROM" = backports ] && ! pinned_served; then
 		cat >&2 <<-EOF
 		[vmitosis] ************************************************************************
 		[vmitosis] QEMU $QEMU_BPO_VERSION is no longer served by bookworm-backports.
-		[vmitosis] Served: $(apt-cache madison qemu-system-x86 | awk -F'|' '{ printf "%s", $2 }')
+		[vmitosis] Served: $(served | tr '\n' ' ')
 		[vmitosis] Falling back to what apt offers; the death rates in README were measured with
 		[vmitosis] the pinned version. Update QEMU_BPO_VERSION in workbench/deps.sh after checking.
 		[vmitosis] ************************************************************************
