@@ -48,6 +48,9 @@ while [ "$(wc -l < "$share/boots")" -lt "$BOOTS" ] && [ $l1boots -lt $(( BOOTS +
 	rc=$?
 	set -e
 	[ "$rc" -eq 0 ] && continue
+	# 125 is vm.sh's word for an L1 that died or hung; anything else (124: TIMEOUT, a script
+	# that failed) is no measurement of L1 and stops the soak.
+	[ "$rc" -eq 125 ] || die "vm.sh exited $rc, not an L1 death: see $share/vm.out"
 	n=$(wc -l < "$share/boots")
 	# The guest that was booting when L1 died counts as one boot, failed with L1.
 	echo "$n died-with-l1 125 0" >> "$share/boots"
