@@ -25,6 +25,8 @@ mkdir -p "$share"
 # In L1: the guests still missing, each result appended to the share at once, so that it
 # survives an L1 that dies in the next one.
 cat > "$share/soak-l1.sh" <<EOF
+p=/sys/module/kvm_amd/parameters
+echo "vgif=\$(cat \$p/vgif) vls=\$(cat \$p/vls) npt=\$(cat \$p/npt)" > /share/kvm_amd
 i=\$(wc -l < /share/boots)
 while [ \$i -lt $BOOTS ]; do
 	m=visible; [ \$((i % 2)) = 1 ] && m=oblivious
@@ -63,16 +65,19 @@ done
 total=$(wc -l < "$share/boots")
 l2fail=$(awk '$3 != 0 && $2 != "died-with-l1"' "$share/boots" | wc -l)
 secs=$(( $(date +%s) - start ))
-line="$label: $total nested boots, L1 boots $l1boots, L1 deaths $deaths, L1 hangs $hangs, guests failed (L1 alive) $l2fail, $secs s"
+kvm=$(cat "$share/kvm_amd" 2>/dev/null || echo "kvm_amd unread")
+line="$label ($kvm in L1): $total nested boots, L1 boots $l1boots, L1 deaths $deaths, L1 hangs $hangs, guests failed (L1 alive) $l2fail, $secs s"
 say "$line"
 echo "$line" >> "$OUT/soak.txt"
 /usr/bin/python3 - "$OUT/soak.json" "$label" "$qver" "${APPEND:-}" "$total" "$l1boots" "$deaths" \
-	"$hangs" "$l2fail" "$secs" <<'EOF'
+	"$hangs" "$l2fail" "$secs" "$kvm" <<'EOF'
 import json, os, sys
 path, label, qver, append = sys.argv[1:5]
-total, l1boots, deaths, hangs, l2fail, secs = map(int, sys.argv[5:])
+total, l1boots, deaths, hangs, l2fail, secs = map(int, sys.argv[5:11])
+kvm = sys.argv[11]
 runs = json.load(open(path))["soaks"] if os.path.exists(path) else []
 runs.append(dict(label=label, qemu=qver, append=append, nested_boots=total, l1_boots=l1boots,
-                 l1_deaths=deaths, l1_hangs=hangs, guests_failed=l2fail, seconds=secs))
+                 l1_deaths=deaths, l1_hangs=hangs, guests_failed=l2fail, seconds=secs,
+                 kvm_amd=kvm))
 json.dump({"soaks": runs}, open(path, "w"), indent=1)
 EOF
