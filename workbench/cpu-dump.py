@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Ask a running QEMU, through its monitor socket, where every vCPU is: the registers of each
-(info registers -a) go to OUT, and one line per vCPU (RIP, CR3, and the kernel symbol of RIP from
+(info registers -a) and its local APIC (info lapic: IRR, ISR, the timer's LVT, count and
+deadline; a hang with every vCPU in HLT is often a timer interrupt that never came) go to OUT,
+and one line per vCPU (RIP, CR3, and the kernel symbol of RIP from
 System.map) to stdout. vm.sh calls it before it stops an emulated host that hangs.
 
     cpu-dump.py MONITOR_SOCKET SYSTEM_MAP OUT
@@ -55,6 +57,14 @@ def main():
     regs = monitor(sock, "info registers -a")
     with open(out, "w") as f:
         f.write(regs[regs.find("\n") + 1:])  # the monitor's echo of the command first
+    cpus = re.findall(r"^CPU#(\d+)", regs, re.M)
+    with open(out, "a") as f:
+        for c in cpus:
+            try:
+                lapic = monitor(sock, f"info lapic {c}")
+            except OSError as e:
+                lapic = f"info lapic {c}: {e}\n"
+            f.write(f"\nLAPIC of CPU#{c}\n" + lapic[lapic.find("\n") + 1:])
     addrs, names = symbols(sysmap)
     cpu = None
     for line in regs.splitlines():
