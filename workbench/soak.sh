@@ -59,6 +59,9 @@ while [ "$(wc -l < "$share/boots")" -lt "$BOOTS" ] && [ $l1boots -lt $(( BOOTS +
 	if grep -q "no heartbeat" "$share/vm.out"; then hangs=$((hangs + 1)); else deaths=$((deaths + 1)); fi
 	cp "$BUILD/l1-console.log" "$OUT/soak-died$((deaths + hangs)).log"
 	cp "$BUILD/l1-hang-registers.log" "$OUT/soak-died$((deaths + hangs))-registers.log" 2>/dev/null || true
+	# QEMU's CPU-reset log: the register state of a triple fault, which prints nothing.
+	cp "$BUILD/l1-qemu.log" "$OUT/soak-died$((deaths + hangs))-qemu.log" 2>/dev/null || true
+	cp "$share/vm.out" "$OUT/soak-died$((deaths + hangs))-vm.log"
 	say "L1 died (vm.sh status $rc) in guest boot $n: $(grep -m1 -E 'BUG:|Oops|general protection|Kernel panic|RIP:' \
 		"$BUILD/l1-console.log" || echo "no panic text")"
 done
