@@ -3,7 +3,8 @@
 # L1 boots nested guests back to back (vmitosis-guest, NUMA-visible and -oblivious in turn, each
 # running a short command), BOOTS of them in all; an L1 that dies or hangs is booted again for
 # the guests still missing, and counted. The results go to out/soak.json and one line of
-# out/soak.txt per soak:
+# out/soak.txt per soak; out/soak-boots.txt has a line per nested boot, out/soak-vm.log the
+# output of every L1 boot, out/soak-diedN*.log the evidence of each dead L1:
 #
 #   BOOTS=30       nested guest boots in all
 #   APPEND=        L1 kernel command line (e.g. kvm_amd.vls=0); vm.sh's knobs apply
@@ -49,6 +50,7 @@ while [ "$(wc -l < "$share/boots")" -lt "$BOOTS" ] && [ $l1boots -lt $(( BOOTS +
 		> "$share/vm.out" 2>&1
 	rc=$?
 	set -e
+	{ echo "=== $label: L1 boot $l1boots, vm.sh status $rc"; cat "$share/vm.out"; } >> "$OUT/soak-vm.log"
 	[ "$rc" -eq 0 ] && continue
 	# 125 is vm.sh's word for an L1 that died or hung; anything else (124: TIMEOUT, a script
 	# that failed) is no measurement of L1 and stops the soak.
@@ -66,6 +68,8 @@ while [ "$(wc -l < "$share/boots")" -lt "$BOOTS" ] && [ $l1boots -lt $(( BOOTS +
 		"$BUILD/l1-console.log" || echo "no panic text")"
 done
 total=$(wc -l < "$share/boots")
+# One line per nested boot: number, guest mode, vmitosis-guest's status, seconds.
+sed "s|^|$label: |" "$share/boots" >> "$OUT/soak-boots.txt"
 l2fail=$(awk '$3 != 0 && $2 != "died-with-l1"' "$share/boots" | wc -l)
 secs=$(( $(date +%s) - start ))
 kvm=$(cat "$share/kvm_amd" 2>/dev/null || echo "kvm_amd unread")
