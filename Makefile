@@ -10,7 +10,7 @@ override CMD := $(value CMD)
 override APPEND := $(value APPEND)
 override RUN_ARGS := $(value RUN_ARGS)
 override GUEST_CMD := $(value GUEST_CMD)
-export NODES CPUS MEM DIST APPEND CMD TIMEOUT JOBS FORCE SHARE KCONFIG RUN_ARGS RUNS VARIANT \
+export NODES CPUS MEM DIST APPEND CMD TIMEOUT JOBS FORCE SHARE KCONFIG RUN_ARGS RUNS VARIANT TCG_THREAD \
 	BOOTS LABEL GUEST_CMD DEBUG_PASS PTI_BOOTS
 
 .PHONY: all help deps source tree kernel kernel-debug userland image image-debug vm run soak test \

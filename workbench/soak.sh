@@ -8,6 +8,7 @@
 #
 #   BOOTS=30       nested guest boots in all
 #   APPEND=        L1 kernel command line (e.g. kvm_amd.vls=0); vm.sh's knobs apply
+#                  (TCG_THREAD=single: one TCG thread for all of L1's vCPUs)
 #   GUEST_CMD=true what each guest runs (a shell command line)
 #   LABEL=         a name for this soak in the results (default: QEMU version and APPEND)
 . "$(dirname "$0")/lib.sh"
@@ -17,7 +18,8 @@ GUEST_CMD=${GUEST_CMD:-true}
 [[ $BOOTS =~ ^[1-9][0-9]*$ ]] || die "BOOTS=$BOOTS: a positive number"
 mkdir -p "$OUT"
 qver=$(qemu-system-x86_64 --version | sed -n '1s/.*version \([^ ]*\).*/\1/p')
-label=${LABEL:-"qemu $qver${APPEND:+ $APPEND}"}
+tcg=; [ "${TCG_THREAD:-multi}" = multi ] || tcg=" tcg,thread=$TCG_THREAD"
+label=${LABEL:-"qemu $qver$tcg${APPEND:+ $APPEND}"}
 share=$BUILD/soak-share
 rm -rf "$share"
 mkdir -p "$share"

@@ -14,11 +14,15 @@
 #   HANG=300       stop L1 when its init's heartbeat (every 10 s) is older than so many seconds;
 #                  it ends like an L1 that died (exit 125)
 #   VARIANT=       debug: boot the debug kernel (make kernel-debug) as L1 and as its guests
+#   TCG_THREAD=multi  TCG's vCPU threads: multi (one host thread per vCPU) or single (one for
+#                  all, round robin), to tell emulation races apart from the rest (make soak)
 # The kernel console of L1 is written to build/l1-console.log (shown when L1 dies).
 . "$(dirname "$0")/lib.sh"
 
 NODES=${NODES:-4} CPUS=${CPUS:-1} MEM=${MEM:-4G} DIST=${DIST:-21}
 APPEND=${APPEND:-} CMD=${CMD:-} TIMEOUT=${TIMEOUT:-0} BOOT_TIME=${BOOT_TIME:-0} HANG=${HANG:-300}
+TCG_THREAD=${TCG_THREAD:-multi}
+case $TCG_THREAD in single|multi) ;; *) die "TCG_THREAD=$TCG_THREAD: single or multi";; esac
 
 case $MEM in *[Gg]) memmb=$(( ${MEM%[Gg]} * 1024 ));; *[Mm]) memmb=${MEM%[Mm]};; *) die "MEM=$MEM: use e.g. 4G or 3072M";; esac
 [[ $NODES =~ ^[1-9][0-9]*$ && $CPUS =~ ^[1-9][0-9]*$ ]] || die "NODES and CPUS must be positive integers"
@@ -46,7 +50,7 @@ rm -f "$share/cmd" "$share/rc" "$share/booted" "$share/heartbeat"
 # or kvm_vcpu_block, corrupted stack) in 2 of 2 full test runs while nested guests booted; with
 # vgif off, 0 crashes in the runs since. KVM then emulates GIF itself, as on CPUs without vGIF.
 ncpu=$(( NODES * CPUS ))
-args=(-accel tcg,thread=multi -cpu max -nodefaults -no-reboot -display none
+args=(-accel "tcg,thread=$TCG_THREAD" -cpu max -nodefaults -no-reboot -display none
       -smp "$ncpu,sockets=$NODES,cores=$CPUS,threads=1" -m "$(( nodemb * NODES ))M"
       -kernel "$KOBJ/arch/x86/boot/bzImage" -initrd "$initrd"
       -append "console=ttyS0 loglevel=7 log_buf_len=16M panic=-1 vmitosis.level=1 kvm_amd.vgif=0 $APPEND"
