@@ -50,7 +50,7 @@ rm -f "$share/cmd" "$share/rc" "$share/booted" "$share/heartbeat"
 # kvm_vcpu_block, corrupted stack) in 2 of 2 full test runs while nested guests booted, so L1
 # boots with kvm_amd.vgif=0 there (KVM then emulates GIF itself, as on CPUs without vGIF). With
 # QEMU 10.0 it is the other way round (make soak, 2026-12-03; README: Known): vgif=0 lost L1 4
-# times in 30 nested boots, vgif=1 none in 15, and boots faster; KVM's default stays.
+# times in 30 nested boots, vgif=1 none in 30, and boots faster; KVM's default stays.
 qemu_major=$(qemu-system-x86_64 --version | sed -n '1s/.*version \([0-9]*\)\..*/\1/p')
 vgif=; [ "${qemu_major:-0}" -ge 10 ] || vgif=kvm_amd.vgif=0
 ncpu=$(( NODES * CPUS ))
