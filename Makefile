@@ -21,7 +21,8 @@ all: image
 help:
 	@echo "make run | test | kernel | kernel-debug | vm [CMD=...] | soak | series | series-check |" \
 		"writeback | deb | clean"
-	@echo "knobs: NODES CPUS MEM DIST APPEND CMD TIMEOUT JOBS FORCE KCONFIG VARIANT BOOTS (see README.md)"
+	@echo "knobs: NODES CPUS MEM DIST APPEND CMD TIMEOUT JOBS FORCE KCONFIG VARIANT BOOTS" \
+		"TCG_THREAD DEBUG_PASS PTI_BOOTS (see README.md)"
 
 deps:
 	@$(WB)/deps.sh

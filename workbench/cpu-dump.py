@@ -57,6 +57,8 @@ def main():
     regs = monitor(sock, "info registers -a")
     with open(out, "w") as f:
         f.write(regs[regs.find("\n") + 1:])  # the monitor's echo of the command first
+    # "info lapic" takes an APIC ID: the vCPU index is one while CPUS (per socket) is a power of
+    # two, as in every configuration of the test bed (QEMU packs core IDs into the APIC ID).
     cpus = re.findall(r"^CPU#(\d+)", regs, re.M)
     with open(out, "a") as f:
         for c in cpus:
