@@ -3,7 +3,7 @@
 #
 # kvm.ept_migration with a real guest, in the emulated host of the vMitosis
 # test bed: a VM runs on host node 0 (its QEMU and vCPU thread there, its
-# memory allocated there), a guest process populates 256 MiB, then the host
+# memory allocated there), a guest process populates 256 MiB (VMITOSIS_REGION_MB), then the host
 # moves the VM to node 1 as a move between sockets does (every QEMU thread
 # re-pinned, migratepages of its memory). With ept_migration on, at least 99%
 # of the VM's TDP table pages, every level and the root included, must be on
@@ -17,6 +17,8 @@ DIR=$(dirname "$0")
 PARAM=/sys/module/kvm/parameters/ept_migration
 LINGER=/sys/module/kvm/parameters/ept_migration_linger
 FOLLOW=${FOLLOW:-30}
+# The guest process's memory in MiB (the debug pass of make test sets a smaller one).
+MB=${VMITOSIS_REGION_MB:-256}
 
 ktap_print_header
 if ! command -v vmitosis-guest >/dev/null || [ ! -e /dev/kvm ] ||
@@ -55,7 +57,7 @@ run_case() {
 	mkdir -p "$share"
 	vmitosis-guest --numa=oblivious --cpus 1 --mem 640M --host-nodes 0 --timeout 400 \
 		--share "$share" --pidfile "$share/qemu.pid" -- \
-		sh -c 'vmitosis_mem --size 256M --no-thp --hold > /tmp/mem.out 2>&1 &
+		sh -c 'vmitosis_mem --size '"$MB"'M --no-thp --hold > /tmp/mem.out 2>&1 &
 		       while ! grep -q ready /tmp/mem.out; do sleep 0.2; done
 		       touch /share/up
 		       while [ ! -e /share/done ]; do sleep 0.2; done
@@ -129,10 +131,10 @@ run_case() {
 	wait $gpid
 	rc=$?
 	if [ $rc -eq 0 ]; then
-		ktap_test_pass "ept_migration=$em: the guest's 256 MiB are intact"
+		ktap_test_pass "ept_migration=$em: the guest's $MB MiB are intact"
 	else
 		ktap_print_msg "guest exit $rc: $(tail -n 3 "$share/console.log" 2>/dev/null)"
-		ktap_test_fail "ept_migration=$em: the guest's 256 MiB are intact"
+		ktap_test_fail "ept_migration=$em: the guest's $MB MiB are intact"
 	fi
 	rm -rf "$share"
 }

@@ -18,13 +18,35 @@
 #include "vmitosis_util.h"
 
 #define SZ_2M		(2UL << 20)
-#define REGION		(256UL << 20)
+#define REGION_MB	256UL
 #define LEVELS		5
 
 /* Bounds the tests state, under QEMU TCG, which is slow. */
 #define BALANCING_TIMEOUT_S	120
 #define MIGRATE_TIMEOUT_S	20
 #define OFF_WAIT_S		5
+
+/*
+ * The memory of the children that are moved, in MiB: REGION_MB, or
+ * VMITOSIS_REGION_MB from the environment (2 to 65536). The debug pass of
+ * make test sets a smaller one: under KASAN and lockdep, in TCG, NUMA
+ * balancing moved 3 of the 132 tables of 256 MiB in 145 s.
+ */
+static size_t region_size(void)
+{
+	const char *env = getenv("VMITOSIS_REGION_MB");
+	char *end;
+	unsigned long mb;
+
+	if (!env || !*env)
+		return (size_t)REGION_MB << 20;
+	mb = strtoul(env, &end, 10);
+	if (*end || mb < 2 || mb > 65536) {
+		fprintf(stderr, "VMITOSIS_REGION_MB=%s: not 2 to 65536\n", env);
+		exit(KSFT_FAIL);
+	}
+	return (size_t)mb << 20;
+}
 
 struct pt_nodes {
 	long count[LEVELS + 1][MAX_NODES];	/* [level][node] */
@@ -260,31 +282,31 @@ static void on_term(int sig)
  */
 static int child(int in, int out, int thp)
 {
+	size_t i, region = region_size();
 	unsigned long *p, sum, sink = 0;
-	size_t i;
 	char c;
 
 	signal(SIGTERM, on_term);
 	if (pin_node(0))
 		return 1;
-	p = mmap(NULL, REGION + SZ_2M, PROT_READ | PROT_WRITE,
+	p = mmap(NULL, region + SZ_2M, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return 1;
 	p = (unsigned long *)(((unsigned long)p + SZ_2M - 1) & ~(SZ_2M - 1));
-	if (madvise(p, REGION, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE))
+	if (madvise(p, region, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE))
 		return 1;
-	for (i = 0; i < REGION / sizeof(*p); i += 512)
+	for (i = 0; i < region / sizeof(*p); i += 512)
 		p[i] = i * 2654435761UL;
-	sum = checksum(p, REGION);
+	sum = checksum(p, region);
 	if (write(out, "r", 1) != 1 || read(in, &c, 1) != 1)
 		return 1;
 	if (pin_node(1))
 		return 1;
 	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED))
-		for (i = 0; i < REGION / sizeof(*p); i += 512)
+		for (i = 0; i < region / sizeof(*p); i += 512)
 			sink += p[i];
-	return checksum(p, REGION) == sum && sink != 1 ? 0 : 2;
+	return checksum(p, region) == sum && sink != 1 ? 0 : 2;
 }
 
 enum how { BY_BALANCING, BY_MIGRATE_PAGES };
@@ -362,6 +384,7 @@ FIXTURE_SETUP(pt_migration)
 	if (read_file("/proc/sys/kernel/numa_balancing", self->saved_balancing,
 		      sizeof(self->saved_balancing)) < 0)
 		snprintf(self->saved_balancing, sizeof(self->saved_balancing), "0");
+	TH_LOG("children move %zu MiB", region_size() >> 20);
 	self->pagetables_before = pagetables_kb();
 	ASSERT_GE(self->pagetables_before, 0);
 }
@@ -482,6 +505,7 @@ TEST_F_TIMEOUT(pt_migration, stay_when_off, 120)
  */
 #define STRESS_SECONDS	8
 #define STRESS_REGION	(8UL << 20)
+#define STRESS_DATA	(16UL << 20)	/* checked by the main thread */
 
 static int stress_stop;
 
@@ -619,6 +643,10 @@ static void *forker(void *arg)
 	return (void *)errors;
 }
 
+/*
+ * Reports in the kernel log ("WARNING:", "BUG:"), or -1 if the log cannot be
+ * read: the caller must not take that for "none".
+ */
 static int kernel_log_warnings(void)
 {
 	int len = klogctl(10, NULL, 0), count = 0;
@@ -630,13 +658,27 @@ static int kernel_log_warnings(void)
 	if (!buf)
 		return -1;
 	len = klogctl(3, buf, len);
-	buf[len > 0 ? len : 0] = 0;
+	if (len < 0) {
+		free(buf);
+		return -1;
+	}
+	buf[len] = 0;
 	for (p = buf; (p = strstr(p, "WARNING:")) != NULL; p++)
 		count++;
 	for (p = buf; (p = strstr(p, "BUG:")) != NULL; p++)
 		count++;
 	free(buf);
 	return count;
+}
+
+/* /proc/sys/kernel/tainted, or -1: a WARN, a BUG or a bad page taints the kernel. */
+static long kernel_taint(void)
+{
+	char buf[32];
+
+	if (read_file("/proc/sys/kernel/tainted", buf, sizeof(buf)) < 0)
+		return -1;
+	return strtol(buf, NULL, 10);
 }
 
 TEST_F_TIMEOUT(pt_migration, stress_with_mm_changes, 180)
@@ -646,17 +688,20 @@ TEST_F_TIMEOUT(pt_migration, stress_with_mm_changes, 180)
 	pthread_t threads[ARRAY_SIZE(fn)];
 	long long moved = vmstat_event("pt_migrate_pte");
 	int warnings = kernel_log_warnings();
+	long taint = kernel_taint();
 	unsigned long *data;
 	struct timespec t0, t;
 	long moves = 0;
 	unsigned int i;
 
+	ASSERT_LE(0, warnings) TH_LOG("the kernel log cannot be read");
+	ASSERT_LE(0, taint) TH_LOG("/proc/sys/kernel/tainted cannot be read");
 	ASSERT_EQ(0, write_str("/proc/sys/vm/pt_migration", "1"));
 	ASSERT_EQ(0, write_str("/proc/sys/kernel/numa_balancing", "0"));
-	data = mmap(NULL, REGION / 16, PROT_READ | PROT_WRITE,
+	data = mmap(NULL, STRESS_DATA, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, data);
-	fill_check(data, REGION / 16, 1, 1);
+	fill_check(data, STRESS_DATA, 1, 1);
 	__atomic_store_n(&stress_stop, 0, __ATOMIC_RELAXED);
 	for (i = 0; i < ARRAY_SIZE(fn); i++)
 		ASSERT_EQ(0, pthread_create(&threads[i], NULL, fn[i], NULL));
@@ -676,12 +721,13 @@ TEST_F_TIMEOUT(pt_migration, stress_with_mm_changes, 180)
 		ASSERT_EQ(0, pthread_join(threads[i], &errors));
 		EXPECT_EQ(0, (long)errors) TH_LOG("thread %u: %ld errors", i, (long)errors);
 	}
-	EXPECT_EQ(0, fill_check(data, REGION / 16, 1, 0));
+	EXPECT_EQ(0, fill_check(data, STRESS_DATA, 1, 0));
 	TH_LOG("%ld migrate_pages calls, %lld tables of PTEs moved", moves,
 	       vmstat_event("pt_migrate_pte") - moved);
 	EXPECT_GT(vmstat_event("pt_migrate_pte") - moved, 0);
 	EXPECT_EQ(warnings, kernel_log_warnings());
-	munmap(data, REGION / 16);
+	EXPECT_EQ(taint, kernel_taint());
+	munmap(data, STRESS_DATA);
 }
 
 /* Bad sysctl values are refused and change nothing. */
