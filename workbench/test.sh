@@ -94,6 +94,21 @@ fi
 # as host and as guests, every vMitosis feature on, the project's tests and the upstream lists.
 retries=0
 share=$BUILD/test-share
+# What killed an emulated host, in a few lines of its console (CI keeps only the output's end):
+# the first report, where it was, what the test runner was doing, and a silent triple fault.
+death_signature() {	# death_signature VM_LOG CONSOLE QEMU_LOG
+	local first
+	first=$(grep -n -m1 -E 'BUG:|Oops|general protection|Kernel panic|WARNING:|KASAN|watchdog:|rcu_preempt detected' \
+		"$2" 2>/dev/null | cut -d: -f1)
+	if [ -n "$first" ]; then
+		sed -n "${first},\$p" "$2" | grep -m6 -E 'BUG:|Oops|general protection|Kernel panic|WARNING:|KASAN|RIP:|Comm:|CR2:|Call Trace|^\[ *[0-9.]+\]  [a-z_]+\+0x' |
+			cut -c1-160
+	else
+		echo "no report on its console; QEMU logged $(grep -c 'CPU Reset' "$3" 2>/dev/null || true) CPU resets (4 at power-on)"
+	fi
+	grep -E '^(ok|not ok|# ?RUN|  RUN|#  RUN)' "$1" 2>/dev/null | tail -n 2 | sed 's/^/last: /' | cut -c1-160
+	grep -m1 -E 'no heartbeat|panicked and hangs' "$1" 2>/dev/null | cut -c1-160
+}
 boot() {	# boot TAG VARIANT APPEND ARGS...: run vmitosis-run-tests ARGS in one L1 boot
 	local tag=$1 variant=$2 append=$3 vlog=$OUT/test-vm-$1.log rc attempt=1 t0
 	shift 3
@@ -116,6 +131,8 @@ boot() {	# boot TAG VARIANT APPEND ARGS...: run vmitosis-run-tests ARGS in one L
 		cp "$BUILD/l1-qemu.log" "$OUT/l1-qemu-$tag-died$attempt.log" 2>/dev/null || true
 		cp "$BUILD/l1-hang-registers.log" "$OUT/l1-registers-$tag-died$attempt.log" 2>/dev/null || true
 		emit "# $tag: the emulated host died without an exit status; evidence in out/*-$tag-died$attempt.log; once more"
+		death_signature "$vlog" "$BUILD/l1-console.log" "$BUILD/l1-qemu.log" | sed "s/^/# $tag death $attempt: /" |
+			tee -a "$log"
 		attempt=$((attempt + 1))
 		retries=$((retries + 1))
 	done

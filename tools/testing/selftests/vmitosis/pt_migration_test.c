@@ -82,9 +82,55 @@ static int read_pt_nodes(pid_t pid, struct pt_nodes *t)
 	return ret;
 }
 
-/* Share of @pid's tables on @node at the level where it is lowest, in %. */
+/*
+ * Tables of PTEs of @pid off @node that map 4K pages, all of them on the
+ * node the table is on: they follow their data, which is elsewhere (a page
+ * of a file read on another node, say), so they belong where they are.
+ */
+static long with_data_elsewhere(pid_t pid, int node)
+{
+	char path[64], line[256];
+	long found = 0, leaves = 0, others = 0;
+	int table_nid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/pt_dump", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	for (;;) {
+		char *got = fgets(line, sizeof(line), f);
+		unsigned long addr, pfn;
+		int level, nid;
+
+		if (got && sscanf(line, "leaf %lx %d %lx %d", &addr, &level, &pfn, &nid) == 4) {
+			if (level == 1) {
+				leaves++;
+				others += nid != table_nid;
+			}
+			continue;
+		}
+		if (table_nid >= 0 && table_nid != node && leaves && !others)
+			found++;
+		if (!got)
+			break;
+		table_nid = -1;
+		leaves = others = 0;
+		if (sscanf(line, "table %d %lx %lx %d", &level, &addr, &pfn, &nid) == 4 &&
+		    level == 1)
+			table_nid = nid;
+	}
+	fclose(f);
+	return found;
+}
+
+/*
+ * Share of @pid's tables on @node at the level where it is lowest, in %;
+ * tables of PTEs that sit with their data on another node do not count.
+ */
 static double min_share(pid_t pid, int node, char *why, size_t len)
 {
+	long elsewhere = with_data_elsewhere(pid, node);
 	struct pt_nodes t;
 	double min = 100.0;
 	int level, n;
@@ -98,7 +144,11 @@ static double min_share(pid_t pid, int node, char *why, size_t len)
 
 		for (n = 0; n < MAX_NODES; n++)
 			total += t.count[level][n];
-		if (!total)
+		if (level == 1 && elsewhere) {
+			total -= elsewhere;
+			snprintf(why, len, " (%ld L1 with their data elsewhere)", elsewhere);
+		}
+		if (total <= 0)
 			continue;
 		share = 100.0 * t.count[level][node] / total;
 		snprintf(why + strlen(why), len - strlen(why), " L%d %ld/%ld", level,
