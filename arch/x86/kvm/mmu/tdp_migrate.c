@@ -108,6 +108,7 @@ struct kvm_tdp_migrate {
 	struct kvm *kvm;
 	struct delayed_work work;
 	struct mutex lock;		/* one pass at a time */
+	bool dying;			/* under @lock: the VM is going, no more passes */
 	unsigned int linger;		/* passes left before idling */
 	int *node_count;		/* nr_node_ids, under @lock */
 	unsigned int reads;		/* SPTEs read in this hold of mmu_lock */
@@ -595,6 +596,11 @@ static void tdp_migrate_work(struct work_struct *work)
 	if (!READ_ONCE(ept_migration))
 		return;
 	mutex_lock(&m->lock);
+	/* A kick that raced with kvm_tdp_migrate_pre_destroy(): the vCPUs may be gone. */
+	if (m->dying) {
+		mutex_unlock(&m->lock);
+		return;
+	}
 	moved = tdp_migrate_pass(m, max(READ_ONCE(ept_migration_batch), 1U));
 	/* Keep going while there is work, then a while for refaults to settle. */
 	if (moved || m->linger) {
@@ -610,7 +616,8 @@ void __kvm_tdp_migrate_kick(struct kvm *kvm)
 {
 	struct kvm_tdp_migrate *m = kvm->arch.tdp_migrate;
 
-	if (!m)
+	/* Unlocked: tdp_migrate_work() rechecks @dying under the lock. */
+	if (!m || READ_ONCE(m->dying))
 		return;
 	/* Racy on purpose: a kick lost to a concurrent pass only shortens lingering. */
 	WRITE_ONCE(m->linger, READ_ONCE(ept_migration_linger));
@@ -638,13 +645,34 @@ void kvm_tdp_migrate_init(struct kvm *kvm)
 	kvm->arch.tdp_migrate = m;
 }
 
+/*
+ * The VM is being destroyed: stop the work before kvm_destroy_vcpus() frees
+ * the vCPUs that its TLB flushes and root reloads reach
+ * (kvm_make_all_cpus_request()). The MMU notifier can still kick until it is
+ * unregistered; such a work item finds @dying and does nothing.
+ */
+void kvm_tdp_migrate_pre_destroy(struct kvm *kvm)
+{
+	struct kvm_tdp_migrate *m = kvm->arch.tdp_migrate;
+
+	if (!m)
+		return;
+	mutex_lock(&m->lock);
+	WRITE_ONCE(m->dying, true);
+	mutex_unlock(&m->lock);
+	cancel_delayed_work_sync(&m->work);
+}
+
 void kvm_tdp_migrate_uninit(struct kvm *kvm)
 {
 	struct kvm_tdp_migrate *m = kvm->arch.tdp_migrate;
 
 	if (!m)
 		return;
-	/* The MMU notifier is gone: nothing can kick the work any more. */
+	/*
+	 * The MMU notifier is gone: nothing can kick the work any more, but
+	 * a kick since kvm_tdp_migrate_pre_destroy() may have queued it.
+	 */
 	cancel_delayed_work_sync(&m->work);
 	kvm->arch.tdp_migrate = NULL;
 	kfree(m->node_count);

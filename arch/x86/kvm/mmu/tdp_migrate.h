@@ -45,6 +45,7 @@ static inline void *kvm_tdp_placement_alloc(struct kvm_vcpu *vcpu)
 }
 
 void kvm_tdp_migrate_init(struct kvm *kvm);
+void kvm_tdp_migrate_pre_destroy(struct kvm *kvm);
 void kvm_tdp_migrate_uninit(struct kvm *kvm);
 void kvm_tdp_migrate_create_debugfs(struct kvm *kvm);
 void __kvm_tdp_migrate_kick(struct kvm *kvm);
@@ -67,6 +68,7 @@ static inline void kvm_tdp_placement_prepare(struct kvm_vcpu *vcpu, kvm_pfn_t pf
 static inline void kvm_tdp_placement_done(struct kvm_vcpu *vcpu) { }
 static inline void *kvm_tdp_placement_alloc(struct kvm_vcpu *vcpu) { return NULL; }
 static inline void kvm_tdp_migrate_init(struct kvm *kvm) { }
+static inline void kvm_tdp_migrate_pre_destroy(struct kvm *kvm) { }
 static inline void kvm_tdp_migrate_uninit(struct kvm *kvm) { }
 static inline void kvm_tdp_migrate_create_debugfs(struct kvm *kvm) { }
 static inline void kvm_tdp_migrate_kick(struct kvm *kvm) { }

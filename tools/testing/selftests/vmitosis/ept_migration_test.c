@@ -307,6 +307,45 @@ TEST_F(vm, concurrent_writes_dirty_log_and_unmaps)
 }
 
 /*
+ * VMs closed while their tables move: each closes right after its memory
+ * moved, when the worker is moving tables and flushing the vCPUs' TLBs.
+ * The worker must stop before the vCPUs are freed (the debug pass's KASAN
+ * sees a use-after-free otherwise), and every VM must leave its memory
+ * intact up to its close; no report in the kernel log, no taint.
+ */
+#define CLOSE_ROUNDS	12
+
+TEST_F_TIMEOUT(vm, close_while_tables_move, 240)
+{
+	int warnings = kernel_log_warnings(), round, delay_us;
+	long taint = kernel_taint();
+
+	ASSERT_LE(0, warnings) TH_LOG("the kernel log cannot be read");
+	ASSERT_LE(0, taint) TH_LOG("/proc/sys/kernel/tainted cannot be read");
+	ASSERT_EQ(0, write_str(PERIOD, "1"));
+	ASSERT_EQ(0, write_str(PARAM, "1"));
+	for (round = 0; round < CLOSE_ROUNDS; round++) {
+		/* Close at different points of the worker's passes: 0 to 11 ms after the move. */
+		delay_us = round * 1000;
+		ASSERT_EQ(0, move_vm(&self->v, 0, 1));
+		if (delay_us)
+			usleep(delay_us);
+		ASSERT_EQ(0, check(&self->v)) TH_LOG("round %d", round);
+		rm_vm_destroy(&self->v);
+		self->v.run = NULL;
+		ASSERT_EQ(0, bind_node(0));
+		ASSERT_EQ(0, rm_vm_create(&self->v));
+		fill(&self->v);
+		ASSERT_EQ(KVM_EXIT_HLT, rm_vm_run(&self->v));
+	}
+	/* A worker that outlived its VM would run within a period or two. */
+	usleep(200 * 1000);
+	TH_LOG("%d VMs closed while their tables moved", CLOSE_ROUNDS);
+	EXPECT_EQ(warnings, kernel_log_warnings());
+	EXPECT_EQ(taint, kernel_taint());
+}
+
+/*
  * A VM whose vCPU thread runs on node 0 and whose memory is on node 1: with
  * ept_migration on, the tables its faults allocate go to node 1, all but the
  * root, which comes from the vCPU's node; with it off, all go to node 0.

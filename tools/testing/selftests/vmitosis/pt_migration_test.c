@@ -10,7 +10,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <time.h>
-#include <sys/klog.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
@@ -691,44 +690,6 @@ static void *forker(void *arg)
 	}
 	munmap(p, STRESS_REGION);
 	return (void *)errors;
-}
-
-/*
- * Reports in the kernel log ("WARNING:", "BUG:"), or -1 if the log cannot be
- * read: the caller must not take that for "none".
- */
-static int kernel_log_warnings(void)
-{
-	int len = klogctl(10, NULL, 0), count = 0;
-	char *buf, *p;
-
-	if (len <= 0)
-		return -1;
-	buf = malloc(len + 1);
-	if (!buf)
-		return -1;
-	len = klogctl(3, buf, len);
-	if (len < 0) {
-		free(buf);
-		return -1;
-	}
-	buf[len] = 0;
-	for (p = buf; (p = strstr(p, "WARNING:")) != NULL; p++)
-		count++;
-	for (p = buf; (p = strstr(p, "BUG:")) != NULL; p++)
-		count++;
-	free(buf);
-	return count;
-}
-
-/* /proc/sys/kernel/tainted, or -1: a WARN, a BUG or a bad page taints the kernel. */
-static long kernel_taint(void)
-{
-	char buf[32];
-
-	if (read_file("/proc/sys/kernel/tainted", buf, sizeof(buf)) < 0)
-		return -1;
-	return strtol(buf, NULL, 10);
 }
 
 TEST_F_TIMEOUT(pt_migration, stress_with_mm_changes, 180)
