@@ -121,6 +121,7 @@ struct kvm_tdp_migrate {
 	u64 scanned[PT64_ROOT_MAX_LEVEL + 1];
 	u64 migrated[PT64_ROOT_MAX_LEVEL + 1];
 	u64 roots_migrated;
+	u64 roots_deferred;	/* a walker that yields may be on the root */
 	u64 alloc_failed;
 	u64 flushes;
 	u64 max_hold_ns;
@@ -525,6 +526,47 @@ static bool tdp_migrate_root(struct kvm_tdp_migrate *m, struct kvm_mmu_page *roo
 	return true;
 }
 
+/*
+ * A root is replaced by a new kvm_mmu_page, added at the head of the list of
+ * roots. A walker that yields mmu_lock (tdp_mmu_iter_cond_resched()) resumes
+ * on the root it started from, emptied by then, and goes on to the next in
+ * the list: it never visits the new root, and what it was to zap or
+ * write-protect survives there (a guest mapping of memory the host frees).
+ * So a root moves only while no such walker can be in flight:
+ * - zaps for MMU-notifier invalidations, and kvm_zap_gfn_range()'s, run
+ *   between kvm_mmu_invalidate_begin() and _end(): the caller checks
+ *   mmu_invalidate_in_progress under mmu_lock and defers the move;
+ * - memslot updates and the dirty-log walks (write-protecting, clearing
+ *   dirty bits, splitting and recovering huge pages) run under slots_lock,
+ *   which this takes, or gives up the roots of this pass;
+ * - the zap of everything at ->release comes at the mm's exit, which a
+ *   reference to the mm holds off, or once the VM is dying (the work is
+ *   stopped then).
+ * Returns with both held, or false.
+ */
+static bool tdp_migrate_roots_begin(struct kvm_tdp_migrate *m)
+{
+	struct kvm *kvm = m->kvm;
+
+	if (!mmget_not_zero(kvm->mm)) {
+		m->roots_deferred++;
+		return false;
+	}
+	if (!mutex_trylock(&kvm->slots_lock)) {
+		mmput_async(kvm->mm);
+		m->roots_deferred++;
+		return false;
+	}
+	return true;
+}
+
+static void tdp_migrate_roots_end(struct kvm_tdp_migrate *m)
+{
+	mutex_unlock(&m->kvm->slots_lock);
+	/* Never the exit of the mm from this work: the last reference goes async. */
+	mmput_async(m->kvm->mm);
+}
+
 #define TDP_MIGRATE_MAX_ROOTS	16
 
 /* One pass over every valid root; returns the number of tables moved. */
@@ -560,6 +602,8 @@ static unsigned int tdp_migrate_pass(struct kvm_tdp_migrate *m, unsigned int bud
 		if (!left)
 			continue;
 
+		if (!tdp_migrate_roots_begin(m))
+			continue;
 		write_lock(&kvm->mmu_lock);
 		/* The SPTEs of TDP tables are read under RCU, mmu_lock or not. */
 		rcu_read_lock();
@@ -569,13 +613,17 @@ static unsigned int tdp_migrate_pass(struct kvm_tdp_migrate *m, unsigned int bud
 
 			m->scanned[root->role.level]++;
 			nid = tdp_target_node(m, root);
-			if (nid != NUMA_NO_NODE && nid != sp_nid(root) &&
-			    tdp_migrate_root(m, root, nid))
-				left--;
+			if (nid != NUMA_NO_NODE && nid != sp_nid(root)) {
+				if (kvm->mmu_invalidate_in_progress)
+					m->roots_deferred++;
+				else if (tdp_migrate_root(m, root, nid))
+					left--;
+			}
 			tdp_migrate_hold_end(m, t0);
 		}
 		rcu_read_unlock();
 		write_unlock(&kvm->mmu_lock);
+		tdp_migrate_roots_end(m);
 	}
 
 	for (i = 0; i < nr; i++)
@@ -694,8 +742,9 @@ static int tdp_migrate_show(struct seq_file *s, void *v)
 	for (level = PG_LEVEL_4K; level <= PT64_ROOT_MAX_LEVEL; level++)
 		seq_printf(s, "level %d scanned %llu migrated %llu\n", level,
 			   m->scanned[level], m->migrated[level]);
-	seq_printf(s, "roots_migrated %llu\nalloc_failed %llu\nflushes %llu\n",
-		   m->roots_migrated, m->alloc_failed, m->flushes);
+	seq_printf(s, "roots_migrated %llu\nroots_deferred %llu\n", m->roots_migrated,
+		   m->roots_deferred);
+	seq_printf(s, "alloc_failed %llu\nflushes %llu\n", m->alloc_failed, m->flushes);
 	seq_printf(s, "max_lock_hold_ns %llu\nlast_lock_hold_ns %llu\n",
 		   m->max_hold_ns, m->last_hold_ns);
 	mutex_unlock(&m->lock);

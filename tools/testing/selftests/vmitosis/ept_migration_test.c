@@ -16,6 +16,7 @@
 
 #include "../kselftest_harness.h"
 #include "vmitosis_util.h"
+#include "vmitosis_klog.h"
 
 #define PARAM		"/sys/module/kvm/parameters/ept_migration"
 #define PERIOD		"/sys/module/kvm/parameters/ept_migration_period_ms"
@@ -304,6 +305,138 @@ TEST_F(vm, concurrent_writes_dirty_log_and_unmaps)
 	EXPECT_LT(0, s.moves);
 	EXPECT_EQ(0, lost);
 	EXPECT_EQ(0, check(&self->v));
+}
+
+/* Leaf SPTEs of every root that map GFNs in [@first, @first + @count). */
+static long leaves_in(struct rm_vm *v, unsigned long first, unsigned long count)
+{
+	char dir[96], path[128], line[256];
+	unsigned long gfn;
+	long leaves = 0;
+	int level, nid;
+	FILE *f;
+
+	rm_vm_debugfs(v, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/tdp_pt_dump", dir);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "leaf %lx %d %d", &gfn, &level, &nid) == 3 &&
+		    gfn >= first && gfn < first + count)
+			leaves++;
+	fclose(f);
+	return leaves;
+}
+
+/* One counter of the VM's tdp_migrate file, or -1. */
+static long long migrate_stat(struct rm_vm *v, const char *name)
+{
+	char dir[96], path[128], line[128];
+	long long val = -1, n;
+	char key[64];
+	FILE *f;
+
+	rm_vm_debugfs(v, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/tdp_migrate", dir);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%63s %lld", key, &n) == 2 && !strcmp(key, name))
+			val = n;
+	fclose(f);
+	return val;
+}
+
+#define BIG_GPA		(1UL << 30)
+#define BIG_SIZE	(256UL << 20)
+#define ZAP_ROUNDS	8
+
+struct zapper {
+	void *mem;
+	int started;	/* __atomic */
+};
+
+static void *zap_all(void *arg)
+{
+	struct zapper *z = arg;
+
+	__atomic_store_n(&z->started, 1, __ATOMIC_RELEASE);
+	/* Shared memory: the data stays, the mappings go, KVM's included. */
+	madvise(z->mem, BIG_SIZE, MADV_DONTNEED);
+	return NULL;
+}
+
+/*
+ * The host unmaps all of a big slot (an MMU-notifier invalidation, whose
+ * zap yields mmu_lock) while the tables, root included, are moved to where
+ * the memory went: once the unmap has returned, no SPTE may map any of the
+ * slot, or the guest could reach memory the host frees. No vCPU runs and
+ * nothing faults the slot in again meanwhile. Both threads share one CPU,
+ * so that the zap yields (to the mover, woken in the middle of it).
+ */
+TEST_F_TIMEOUT(vm, unmap_while_roots_move, 300)
+{
+	struct kvm_userspace_memory_region region = {
+		.slot = 1, .guest_phys_addr = BIG_GPA, .memory_size = BIG_SIZE,
+	};
+	long long roots = 0, deferred = 0, r0, d0;
+	int round, stale_rounds = 0;
+	struct zapper z = { 0 };
+	cpu_set_t one;
+	pthread_t t;
+	long left;
+
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(one), &one));
+	/* The memory on node 0 from here, then wherever migrate_pages(2) puts it. */
+	ASSERT_EQ(0, syscall(SYS_set_mempolicy, MPOL_DEFAULT, NULL, 0));
+	z.mem = mmap(NULL, BIG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, z.mem);
+	memset(z.mem, 0x33, BIG_SIZE);
+	region.userspace_addr = (unsigned long)z.mem;
+	ASSERT_EQ(0, ioctl(self->v.vm, KVM_SET_USER_MEMORY_REGION, &region));
+	ASSERT_EQ(0, write_str(PARAM, "1"));
+
+	for (round = 0; round < ZAP_ROUNDS; round++) {
+		struct kvm_pre_fault_memory pre = { .gpa = BIG_GPA, .size = BIG_SIZE };
+		unsigned long old = 1UL << (round & 1), new = 1UL << !(round & 1);
+
+		/* The memory moves; faulting it in again puts tables where it is. */
+		ASSERT_LE(0, syscall(SYS_migrate_pages, 0, 64, &old, &new));
+		while (pre.size)
+			ASSERT_TRUE(!ioctl(self->v.vcpu, KVM_PRE_FAULT_MEMORY, &pre) ||
+				    errno == EINTR || errno == EAGAIN) TH_LOG("pre-fault: %m");
+		ASSERT_LT(0, leaves_in(&self->v, BIG_GPA >> 12, BIG_SIZE >> 12));
+
+		r0 = migrate_stat(&self->v, "roots_migrated");
+		d0 = migrate_stat(&self->v, "roots_deferred");
+		__atomic_store_n(&z.started, 0, __ATOMIC_RELAXED);
+		ASSERT_EQ(0, pthread_create(&t, NULL, zap_all, &z));
+		while (!__atomic_load_n(&z.started, __ATOMIC_ACQUIRE))
+			sched_yield();
+		/* Wake up 0 to 7 ms into the unmap, then move the tables. */
+		usleep(round * 1000);
+		ASSERT_EQ(0, migrate_tables_now(&self->v));
+		pthread_join(t, NULL);
+
+		left = leaves_in(&self->v, BIG_GPA >> 12, BIG_SIZE >> 12);
+		/* Now that no zap is on, a root that had to wait moves. */
+		ASSERT_EQ(0, migrate_tables_now(&self->v));
+		roots += migrate_stat(&self->v, "roots_migrated") - r0;
+		deferred += migrate_stat(&self->v, "roots_deferred") - d0;
+		if (left) {
+			TH_LOG("round %d: %ld SPTEs still map the unmapped slot", round, left);
+			stale_rounds++;
+		}
+	}
+	TH_LOG("%d rounds: %lld roots moved, %lld moves deferred while a zap was on",
+	       ZAP_ROUNDS, roots, deferred);
+	EXPECT_EQ(0, stale_rounds);
+	EXPECT_LT(0, roots);
+	munmap(z.mem, BIG_SIZE);
 }
 
 /*

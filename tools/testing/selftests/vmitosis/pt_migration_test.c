@@ -15,6 +15,7 @@
 
 #include "../kselftest_harness.h"
 #include "vmitosis_util.h"
+#include "vmitosis_klog.h"
 
 #define SZ_2M		(2UL << 20)
 #define REGION_MB	256UL
