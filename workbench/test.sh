@@ -96,7 +96,8 @@ retries=0
 share=$BUILD/test-share
 # What killed an emulated host, in a few lines of its console (CI keeps only the output's end):
 # the first report, where it was, what the test runner was doing, and a silent triple fault.
-death_signature() {	# death_signature VM_LOG CONSOLE QEMU_LOG
+death_signature() (	# death_signature VM_LOG CONSOLE QEMU_LOG; a subshell: a grep that
+	set +e +o pipefail	# finds nothing or a sed cut short must not end the run
 	local first
 	first=$(grep -n -m1 -E 'BUG:|Oops|general protection|Kernel panic|WARNING:|KASAN|watchdog:|rcu_preempt detected' \
 		"$2" 2>/dev/null | cut -d: -f1)
@@ -108,7 +109,8 @@ death_signature() {	# death_signature VM_LOG CONSOLE QEMU_LOG
 	fi
 	grep -E '^(ok|not ok|# ?RUN|  RUN|#  RUN)' "$1" 2>/dev/null | tail -n 2 | sed 's/^/last: /' | cut -c1-160
 	grep -m1 -E 'no heartbeat|panicked and hangs' "$1" 2>/dev/null | cut -c1-160
-}
+	exit 0
+)
 boot() {	# boot TAG VARIANT APPEND ARGS...: run vmitosis-run-tests ARGS in one L1 boot
 	local tag=$1 variant=$2 append=$3 vlog=$OUT/test-vm-$1.log rc attempt=1 t0
 	shift 3
