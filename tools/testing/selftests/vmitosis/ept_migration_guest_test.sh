@@ -5,7 +5,8 @@
 # test bed: a VM runs on host node 0 (its QEMU and vCPU thread there, its
 # memory allocated there), a guest process populates 256 MiB (or
 # VMITOSIS_REGION_MB), then the host moves the VM to node 1 as a move between
-# sockets does (every QEMU thread re-pinned, migratepages of its memory). With ept_migration on, at least 99%
+# sockets does (every QEMU thread re-pinned, migratepages of its memory).
+# With ept_migration on, at least 99%
 # of the VM's TDP table pages, every level and the root included, must be on
 # node 1 within FOLLOW seconds, the passes that keep running afterwards must
 # not make the guest fault (no refaults: they copy, they do not zap), and the

@@ -349,7 +349,7 @@ static long long migrate_stat(struct rm_vm *v, const char *name)
 	return val;
 }
 
-#define BIG_GPA		(1UL << 30)
+#define BIG_GPA		0x40000000UL	/* 1 GiB, above the first slot */
 #define BIG_SIZE	(256UL << 20)
 #define ZAP_ROUNDS	8
 
