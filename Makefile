@@ -10,7 +10,7 @@ override CMD := $(value CMD)
 override APPEND := $(value APPEND)
 override RUN_ARGS := $(value RUN_ARGS)
 override GUEST_CMD := $(value GUEST_CMD)
-export NODES CPUS MEM DIST APPEND CMD TIMEOUT JOBS FORCE SHARE KCONFIG RUN_ARGS RUNS VARIANT TCG_THREAD \
+export NODES CPUS MEM DIST APPEND CMD TIMEOUT JOBS FORCE SHARE KCONFIG RUN_ARGS RUNS VARIANT TCG_THREAD TB_SIZE \
 	BOOTS LABEL GUEST_CMD DEBUG_PASS PTI_BOOTS
 
 .PHONY: all help deps source tree kernel kernel-debug userland image image-debug vm run soak test \
@@ -22,7 +22,7 @@ help:
 	@echo "make run | test | kernel | kernel-debug | vm [CMD=...] | soak | series | series-check |" \
 		"writeback | deb | clean"
 	@echo "knobs: NODES CPUS MEM DIST APPEND CMD TIMEOUT JOBS FORCE KCONFIG VARIANT BOOTS" \
-		"TCG_THREAD DEBUG_PASS PTI_BOOTS (see README.md)"
+		"TCG_THREAD TB_SIZE DEBUG_PASS PTI_BOOTS (see README.md)"
 
 deps:
 	@$(WB)/deps.sh

@@ -6,6 +6,11 @@ and one line per vCPU (RIP, CR3, and the kernel symbol of RIP from
 System.map) to stdout. vm.sh calls it before it stops an emulated host that hangs.
 
     cpu-dump.py MONITOR_SOCKET SYSTEM_MAP OUT
+    cpu-dump.py --jit MONITOR_SOCKET
+
+--jit prints one line of TCG's statistics instead (info jit): how often QEMU has flushed its
+translated code, which kicks every vCPU out of the code it runs, and how full the buffer is.
+vm.sh samples it while L1 runs (build/l1-jit.log).
 """
 import bisect
 import re
@@ -52,7 +57,19 @@ def symbols(path):
     return [addrs[i] for i in order], [names[i] for i in order]
 
 
+def jit(sock):
+    info = monitor(sock, "info jit", timeout=5.0)
+    flush = re.search(r"TB flush count\s+(\d+)", info)
+    code = re.search(r"gen code size\s+(\d+)/(\d+)", info)
+    if not flush or not code:
+        return 1
+    print(f"tb_flushes {flush.group(1)} code_bytes {code.group(1)} of {code.group(2)}")
+    return 0
+
+
 def main():
+    if sys.argv[1] == "--jit":
+        sys.exit(jit(sys.argv[2]))
     sock, sysmap, out = sys.argv[1:4]
     regs = monitor(sock, "info registers -a")
     with open(out, "w") as f:

@@ -19,6 +19,7 @@ GUEST_CMD=${GUEST_CMD:-true}
 mkdir -p "$OUT"
 qver=$(qemu-system-x86_64 --version | sed -n '1s/.*version \([^ ]*\).*/\1/p')
 tcg=; [ "${TCG_THREAD:-multi}" = multi ] || tcg=" tcg,thread=$TCG_THREAD"
+[ -z "${TB_SIZE:-}" ] || tcg="$tcg tb-size=$TB_SIZE"
 label=${LABEL:-"qemu $qver$tcg${APPEND:+ $APPEND}"}
 share=$BUILD/soak-share
 rm -rf "$share"
@@ -52,7 +53,9 @@ while [ "$(wc -l < "$share/boots")" -lt "$BOOTS" ] && [ $l1boots -lt $(( BOOTS +
 		> "$share/vm.out" 2>&1
 	rc=$?
 	set -e
-	{ echo "=== $label: L1 boot $l1boots, vm.sh status $rc"; cat "$share/vm.out"; } >> "$OUT/soak-vm.log"
+	{ echo "=== $label: L1 boot $l1boots, vm.sh status $rc, last JIT sample: $(tail -n 1 "$BUILD/l1-jit.log")"
+	  cat "$share/vm.out"; } >> "$OUT/soak-vm.log"
+	flushes=$(( ${flushes:-0} + $(tail -n 1 "$BUILD/l1-jit.log" | sed -n 's/.*tb_flushes \([0-9]*\).*/\1/p' | grep . || echo 0) ))
 	[ "$rc" -eq 0 ] && continue
 	# 125 is vm.sh's word for an L1 that died or hung; anything else (124: TIMEOUT, a script
 	# that failed) is no measurement of L1 and stops the soak.
@@ -66,6 +69,7 @@ while [ "$(wc -l < "$share/boots")" -lt "$BOOTS" ] && [ $l1boots -lt $(( BOOTS +
 	# QEMU's CPU-reset log: the register state of a triple fault, which prints nothing.
 	cp "$BUILD/l1-qemu.log" "$OUT/soak-died$((deaths + hangs))-qemu.log" 2>/dev/null || true
 	cp "$share/vm.out" "$OUT/soak-died$((deaths + hangs))-vm.log"
+	cp "$BUILD/l1-jit.log" "$OUT/soak-died$((deaths + hangs))-jit.log"
 	say "L1 died (vm.sh status $rc) in guest boot $n: $(grep -m1 -E 'BUG:|Oops|general protection|Kernel panic|RIP:' \
 		"$BUILD/l1-console.log" || echo "no panic text")"
 done
@@ -75,7 +79,7 @@ sed "s|^|$label: |" "$share/boots" >> "$OUT/soak-boots.txt"
 l2fail=$(awk '$3 != 0 && $2 != "died-with-l1"' "$share/boots" | wc -l)
 secs=$(( $(date +%s) - start ))
 kvm=$(cat "$share/kvm_amd" 2>/dev/null || echo "kvm_amd unread")
-line="$label ($kvm in L1): $total nested boots, L1 boots $l1boots, L1 deaths $deaths, L1 hangs $hangs, guests failed (L1 alive) $l2fail, $secs s"
+line="$label ($kvm in L1): $total nested boots, L1 boots $l1boots, L1 deaths $deaths, L1 hangs $hangs, guests failed (L1 alive) $l2fail, TCG flushes ${flushes:-0} (sampled), $secs s"
 say "$line"
 echo "$line" >> "$OUT/soak.txt"
 /usr/bin/python3 - "$OUT/soak.json" "$label" "$qver" "${APPEND:-}" "$total" "$l1boots" "$deaths" \

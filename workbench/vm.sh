@@ -16,6 +16,8 @@
 #   VARIANT=       debug: boot the debug kernel (make kernel-debug) as L1 and as its guests
 #   TCG_THREAD=multi  TCG's vCPU threads: multi (one host thread per vCPU) or single (one for
 #                  all, round robin), to tell emulation races apart from the rest (make soak)
+#   TB_SIZE=       TCG's translation buffer in MiB (QEMU's default: 1024); a small one makes
+#                  QEMU flush its translated code often, which kicks every vCPU (README: Known)
 # The kernel console of L1 is written to build/l1-console.log (shown when L1 dies).
 . "$(dirname "$0")/lib.sh"
 
@@ -23,6 +25,8 @@ NODES=${NODES:-4} CPUS=${CPUS:-1} MEM=${MEM:-4G} DIST=${DIST:-21}
 APPEND=${APPEND:-} CMD=${CMD:-} TIMEOUT=${TIMEOUT:-0} BOOT_TIME=${BOOT_TIME:-0} HANG=${HANG:-300}
 TCG_THREAD=${TCG_THREAD:-multi}
 case $TCG_THREAD in single|multi) ;; *) die "TCG_THREAD=$TCG_THREAD: single or multi";; esac
+TB_SIZE=${TB_SIZE:-}
+[ -z "$TB_SIZE" ] || [[ $TB_SIZE =~ ^[1-9][0-9]*$ ]] || die "TB_SIZE=$TB_SIZE: MiB, a positive number"
 
 case $MEM in *[Gg]) memmb=$(( ${MEM%[Gg]} * 1024 ));; *[Mm]) memmb=${MEM%[Mm]};; *) die "MEM=$MEM: use e.g. 4G or 3072M";; esac
 [[ $NODES =~ ^[1-9][0-9]*$ && $CPUS =~ ^[1-9][0-9]*$ ]] || die "NODES and CPUS must be positive integers"
@@ -54,7 +58,7 @@ rm -f "$share/cmd" "$share/rc" "$share/booted" "$share/heartbeat"
 qemu_major=$(qemu-system-x86_64 --version | sed -n '1s/.*version \([0-9]*\)\..*/\1/p')
 vgif=; [ "${qemu_major:-0}" -ge 10 ] || vgif=kvm_amd.vgif=0
 ncpu=$(( NODES * CPUS ))
-args=(-accel "tcg,thread=$TCG_THREAD" -cpu max -nodefaults -no-reboot -display none
+args=(-accel "tcg,thread=$TCG_THREAD${TB_SIZE:+,tb-size=$TB_SIZE}" -cpu max -nodefaults -no-reboot -display none
       -smp "$ncpu,sockets=$NODES,cores=$CPUS,threads=1" -m "$(( nodemb * NODES ))M"
       -kernel "$KOBJ/arch/x86/boot/bzImage" -initrd "$initrd"
       -append "console=ttyS0 loglevel=7 log_buf_len=16M panic=-1 vmitosis.level=1 $vgif $APPEND"
@@ -80,6 +84,10 @@ console=$BUILD/l1-console.log
 args+=(-d cpu_reset -D "$BUILD/l1-qemu.log" -pidfile "$share/qemu.pid"
        -monitor "unix:$share/monitor.sock,server=on,wait=off")
 rm -f "$share/qemu.pid" "$share/monitor.sock" "$BUILD/l1-hang-registers.log"
+# TCG's flushes of its translated code, sampled every 10 s: each one kicks every vCPU, the
+# event that makes QEMU deliver an interrupt it injected into L2 a second time (README: Known).
+jitlog=$BUILD/l1-jit.log
+: > "$jitlog"
 # Where each vCPU of an L1 that hangs is, before it is stopped.
 cpu_dump() {
 	say "its vCPUs (registers in build/l1-hang-registers.log):"
@@ -92,8 +100,13 @@ tmo=(); [ "$TIMEOUT" -gt 0 ] && tmo=(timeout "$TIMEOUT")
 { st=0; "${tmo[@]}" qemu-system-x86_64 "${args[@]}" -serial "file:$console" -serial stdio \
 	< /dev/null || st=$?; echo "$st" > "$share/qemu.status"; } 2>&1 | sed -u 's/\r$//' &
 qpid=$!
-booted= panicked= hung=
+booted= panicked= hung= tick=0
 while kill -0 $qpid 2>/dev/null; do
+	tick=$((tick + 1))
+	if [ $((tick % 100)) = 0 ] && [ -S "$share/monitor.sock" ]; then
+		j=$(/usr/bin/python3 "$TOP/workbench/cpu-dump.py" --jit "$share/monitor.sock" 2>/dev/null) &&
+			echo "$(( $(date +%s) - ${t0%.*} )) s: $j" >> "$jitlog"
+	fi
 	# A panicking L1 may hang instead of resetting (nested SVM under TCG, see README): give it
 	# 20 s to reset, then stop it; it ends like any L1 that died without an exit status.
 	if grep -q "Kernel panic - not syncing" "$console" 2>/dev/null; then
