@@ -67,14 +67,18 @@ for f in bios-256k.bin linuxboot_dma.bin linuxboot.bin kvmvapic.bin multiboot_dm
 	[ -e "$r1/opt/vmitosis/qemu/$f" ] || die "QEMU firmware $f not found"
 done
 cp "$KIMG" "$r1/opt/vmitosis/bzImage"
+cp "$KIMG" "$r1/opt/vmitosis/bzImage-plain"
 cp "$BUILD/initramfs-l2.cpio" "$r1/opt/vmitosis/initramfs-l2.cpio"
 mkcpio "$r1" "$BUILD/initramfs-l1.cpio"
 say "initramfs: L1 $(du -m "$BUILD/initramfs-l1.cpio" | cut -f1) MiB, L2 $(du -m "$BUILD/initramfs-l2.cpio" | cut -f1) MiB"
 
-# --- L1 of the debug pass: the guests boot the debug kernel too
+# --- L1 of the debug pass: the guests boot the debug kernel too (bzImage), and carry the plain
+# one as well (vmitosis-guest --kernel plain|debug)
 rm -f "$BUILD/initramfs-l1-debug.cpio"
 if [ -f "$OBJ_DEBUG/arch/x86/boot/bzImage" ]; then
 	cp "$OBJ_DEBUG/arch/x86/boot/bzImage" "$r1/opt/vmitosis/bzImage"
+	cp "$OBJ_DEBUG/arch/x86/boot/bzImage" "$r1/opt/vmitosis/bzImage-debug"
+	cp "$KIMG" "$r1/opt/vmitosis/bzImage-plain"
 	mkcpio "$r1" "$BUILD/initramfs-l1-debug.cpio"
 	say "initramfs: debug L1 $(du -m "$BUILD/initramfs-l1-debug.cpio" | cut -f1) MiB"
 fi
