@@ -27,6 +27,8 @@ static inline bool pt_migration_enabled(void)
 void __pt_migrate_numa_scan(struct mm_struct *mm, unsigned long start,
 			    unsigned long end);
 void __pt_migrate_mm(struct mm_struct *mm, int fallback_nid);
+void __pt_migrate_pages(struct mm_struct *mm, unsigned long nr,
+			const void __user *__user *pages, const int __user *status);
 
 /* Architecture: replace @mm's PGD with a copy in @page; 0 or -errno. */
 int arch_pt_migrate_pgd(struct mm_struct *mm, struct page *page);
@@ -57,6 +59,19 @@ static inline void pt_migrate_mm(struct mm_struct *mm, int fallback_nid)
 		__pt_migrate_mm(mm, fallback_nid);
 }
 
+/*
+ * move_pages(2) moved pages of @mm: the @nr entries of @pages and @status,
+ * the caller's arrays, say which (a status that is a node). Move the tables
+ * that map those, and the upper tables above them.
+ */
+static inline void pt_migrate_pages(struct mm_struct *mm, unsigned long nr,
+				    const void __user *__user *pages,
+				    const int __user *status)
+{
+	if (pt_migration_enabled())
+		__pt_migrate_pages(mm, nr, pages, status);
+}
+
 #else
 
 static inline bool pt_migration_enabled(void)
@@ -70,6 +85,12 @@ static inline void pt_migrate_numa_scan(struct mm_struct *mm,
 }
 
 static inline void pt_migrate_mm(struct mm_struct *mm, int fallback_nid)
+{
+}
+
+static inline void pt_migrate_pages(struct mm_struct *mm, unsigned long nr,
+				    const void __user *__user *pages,
+				    const int __user *status)
 {
 }
 

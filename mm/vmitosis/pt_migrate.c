@@ -27,8 +27,10 @@
 #define pr_fmt(fmt) "pt_migration: " fmt
 
 #include <linux/hugetlb.h>
+#include <linux/compat.h>
 #include <linux/init.h>
 #include <linux/memcontrol.h>
+#include <linux/memory-tiers.h>
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
 #include <linux/nodemask.h>
@@ -37,6 +39,7 @@
 #include <linux/rcupdate.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
+#include <linux/sort.h>
 #include <linux/srcu.h>
 #include <linux/sysctl.h>
 #include <linux/userfaultfd_k.h>
@@ -73,7 +76,8 @@ struct ptm_pass {
 	bool misplaced;		/* dry: an upper table would move */
 	bool all_locks;		/* mmap_lock for write and mm_take_all_locks() */
 	unsigned int *votes;	/* [nr_node_ids] */
-	unsigned int cold;	/* entries NUMA balancing found not accessed */
+	unsigned long *at;	/* upper levels: only above these, sorted */
+	int nr_at;
 };
 
 static void ptm_count(int level, bool moved)
@@ -84,7 +88,6 @@ static void ptm_count(int level, bool moved)
 static void ptm_clear_votes(struct ptm_pass *p)
 {
 	memset(p->votes, 0, nr_node_ids * sizeof(*p->votes));
-	p->cold = 0;
 }
 
 /*
@@ -113,22 +116,31 @@ static void ptm_vote(struct ptm_pass *p, int nid)
 		p->votes[nid]++;
 }
 
-/* The node for a table now on @cur: most votes, a tie keeps it. */
+/*
+ * The node for a table now on @cur: most votes, a tie keeps it. Never a
+ * node of a slower memory tier (CXL or persistent memory as system RAM):
+ * page walks are latency-bound, and NUMA balancing's tiering mode promotes
+ * data from there, so tables of such data stay with the CPUs.
+ */
 static int ptm_pick(struct ptm_pass *p, int cur)
 {
 	unsigned int best = 0;
 	int nid, to = NUMA_NO_NODE;
 
 	for_each_node_state(nid, N_MEMORY) {
+		if (!node_is_toptier(nid))
+			continue;
 		if (p->votes[nid] > best) {
 			best = p->votes[nid];
 			to = nid;
 		}
 	}
-	if (to == NUMA_NO_NODE)
-		to = p->cold ? cur : p->fallback;	/* cold: nothing known yet */
-	else if (p->votes[cur] == best)
+	if (to == NUMA_NO_NODE) {
+		if (p->fallback != NUMA_NO_NODE && node_is_toptier(p->fallback))
+			to = p->fallback;
+	} else if (p->votes[cur] == best) {
 		to = cur;
+	}
 	return to == NUMA_NO_NODE ? cur : to;
 }
 
@@ -194,31 +206,14 @@ static void ptm_free_pte_rcu(struct rcu_head *head)
 }
 
 /*
- * pt_rcu_head overlays pmd_huge_pte, which the dtor checks is NULL: RCU
- * clears ->func before it calls this, and the list was moved to the copy.
+ * An upper table, whose destructor has run: nobody can take its lock any
+ * more (upper tables move excluding every walker that takes one), and
+ * pt_rcu_head overlays pmd_huge_pte, which the PMD destructor checks.
+ * GUP-fast may still read it until a grace period has passed.
  */
-static void ptm_free_pmd_rcu(struct rcu_head *head)
+static void ptm_free_upper_rcu(struct rcu_head *head)
 {
-	struct ptdesc *ptdesc = container_of(head, struct ptdesc, pt_rcu_head);
-
-	pagetable_pmd_dtor(ptdesc);
-	pagetable_free(ptdesc);
-}
-
-static void ptm_free_pud_rcu(struct rcu_head *head)
-{
-	struct ptdesc *ptdesc = container_of(head, struct ptdesc, pt_rcu_head);
-
-	pagetable_pud_dtor(ptdesc);
-	pagetable_free(ptdesc);
-}
-
-/* P4D tables have no constructor in 6.12: p4d_free() frees the page. */
-static void ptm_free_p4d_rcu(struct rcu_head *head)
-{
-	struct ptdesc *ptdesc = container_of(head, struct ptdesc, pt_rcu_head);
-
-	pagetable_free(ptdesc);
+	pagetable_free(container_of(head, struct ptdesc, pt_rcu_head));
 }
 
 static spinlock_t *ptm_pte_lockptr(struct mm_struct *mm, struct ptdesc *ptdesc)
@@ -292,17 +287,16 @@ static void ptm_pte_table(struct ptm_pass *p, pmd_t *pmdp, unsigned long addr)
 	if (p->budget)
 		p->budget--;
 	ptm_clear_votes(p);
+	/*
+	 * Entries that NUMA balancing's scan has just made PROT_NONE vote
+	 * too: they still map their page. The scan leaves the pages already
+	 * on the scanning task's node accessible, so counting only those
+	 * would move the table to wherever the task runs, not to its data.
+	 */
 	for (i = 0; i < PTRS_PER_PTE; i++) {
 		pte_t entry = ptep_get(pte + i);
 
-		/*
-		 * An entry NUMA balancing's scan left PROT_NONE maps a page
-		 * not accessed since: cold pages, which balancing does not
-		 * move, do not hold the table back.
-		 */
-		if (pte_present(entry) && pte_protnone(entry))
-			p->cold++;
-		else if (pte_present(entry) && !pte_special(entry) && !pte_devmap(entry))
+		if (pte_present(entry) && !pte_special(entry) && !pte_devmap(entry))
 			ptm_vote(p, ptm_page_vote(p, pte_pfn(entry)));
 	}
 	from = page_to_nid(virt_to_page(pte));
@@ -473,8 +467,10 @@ static void ptm_relink(struct ptm_pass *p, int level, void *parent, void *old,
 	ptm_retire_copy(new, old);
 	spin_unlock(&mm->page_table_lock);
 
-	call_rcu(&virt_to_ptdesc(old)->pt_rcu_head,
-		 level == PTM_PUD ? ptm_free_pud_rcu : ptm_free_p4d_rcu);
+	/* P4D tables have no constructor in 6.12: p4d_free() frees the page. */
+	if (level == PTM_PUD)
+		pagetable_pud_dtor(virt_to_ptdesc(old));
+	call_rcu(&virt_to_ptdesc(old)->pt_rcu_head, ptm_free_upper_rcu);
 	ptm_moved(p, level, addr, from, to);
 }
 
@@ -501,9 +497,8 @@ static void ptm_pmd_table(struct ptm_pass *p, pud_t *pudp, unsigned long addr)
 
 		if (!pmd_present(entry))
 			continue;
-		if (pmd_protnone(entry))
-			p->cold++;
-		else if (!pmd_leaf(entry))
+		/* A huge page NUMA balancing made PROT_NONE votes too, as above. */
+		if (!pmd_leaf(entry))
 			ptm_vote(p, page_to_nid(pmd_page(entry)));
 		else if (p->dry)	/* a THP may be split meanwhile: its node only */
 			ptm_vote(p, page_to_nid(pmd_page(entry)));
@@ -548,7 +543,8 @@ static void ptm_pmd_table(struct ptm_pass *p, pud_t *pudp, unsigned long addr)
 		spin_unlock(optl);
 	spin_unlock(&mm->page_table_lock);
 
-	call_rcu(&optd->pt_rcu_head, ptm_free_pmd_rcu);
+	pagetable_pmd_dtor(optd);	/* its deposit list went to the copy */
+	call_rcu(&optd->pt_rcu_head, ptm_free_upper_rcu);
 	ptm_moved(p, PTM_PMD, addr, from, to);
 }
 
@@ -644,89 +640,82 @@ static void ptm_pgd(struct ptm_pass *p)
 }
 
 /*
+ * The PMD, PUD or (5-level paging) P4D table, per @level, that maps @addr,
+ * if it is there and movable.
+ */
+static void ptm_upper_one(struct ptm_pass *p, int level, unsigned long addr)
+{
+	struct mm_struct *mm = p->mm;
+	pgd_t *pgd = pgd_offset(mm, addr);
+	unsigned long size = level == PTM_PMD ? PUD_SIZE :
+			     level == PTM_PUD ? P4D_SIZE : PGDIR_SIZE;
+	p4d_t *p4d;
+	pud_t *pud;
+
+	addr &= ~(size - 1);
+	if (pgd_none(*pgd) || pgd_bad(*pgd))
+		return;
+	if (level == PTM_P4D) {
+		if (ptm_range_movable(mm, addr, addr + size))
+			ptm_p4d_table(p, pgd, addr);
+		return;
+	}
+	p4d = p4d_offset(pgd, addr);
+	if (p4d_none(*p4d) || p4d_bad(*p4d))
+		return;
+	if (level == PTM_PUD) {
+		if (ptm_range_movable(mm, addr, addr + size))
+			ptm_pud_table(p, p4d, addr);
+		return;
+	}
+	pud = pud_offset(p4d, addr);
+	if (!pud_present(pudp_get(pud)) || pud_leaf(pudp_get(pud)) || pud_bad(pudp_get(pud)))
+		return;
+	if (ptm_range_movable(mm, addr, addr + size))
+		ptm_pmd_table(p, pud, addr);
+}
+
+/*
  * PMD tables, then PUD tables, then (5-level paging) P4D tables, then the
- * PGD, of the VMAs of @p->mm.
+ * PGD: those above the addresses @p->at if it is set, else those of every
+ * VMA of @p->mm.
  */
 static void ptm_upper(struct ptm_pass *p)
 {
+	int levels = pgtable_l5_enabled() ? PTM_P4D : PTM_PUD;
 	struct mm_struct *mm = p->mm;
 	struct vm_area_struct *vma;
-	unsigned long addr, last;
+	unsigned long addr, last, size;
 	struct vma_iterator vmi;
+	int level, i;
 
-	vma_iter_init(&vmi, mm, 0);
-	last = -1UL;
-	for_each_vma(vmi, vma) {
-		for (addr = vma->vm_start & PUD_MASK; addr < vma->vm_end; addr += PUD_SIZE) {
-			pgd_t *pgd = pgd_offset(mm, addr);
-			p4d_t *p4d;
-			pud_t *pud;
-
-			if (addr == last)
-				continue;
-			last = addr;
-			if (pgd_none(*pgd) || pgd_bad(*pgd))
-				continue;
-			p4d = p4d_offset(pgd, addr);
-			if (p4d_none(*p4d) || p4d_bad(*p4d))
-				continue;
-			pud = pud_offset(p4d, addr);
-			if (!pud_present(pudp_get(pud)) || pud_leaf(pudp_get(pud)) ||
-			    pud_bad(pudp_get(pud)))
-				continue;
-			if (!ptm_range_movable(mm, addr, addr + PUD_SIZE))
-				continue;
-			ptm_pmd_table(p, pud, addr);
-			if (p->misplaced)
-				return;
-		}
-	}
-
-	last = -1UL;
-	vma_iter_set(&vmi, 0);
-	for_each_vma(vmi, vma) {
-		for (addr = vma->vm_start & P4D_MASK; addr < vma->vm_end; addr += P4D_SIZE) {
-			pgd_t *pgd = pgd_offset(mm, addr);
-			p4d_t *p4d;
-
-			if (addr == last)
-				continue;
-			last = addr;
-			if (pgd_none(*pgd) || pgd_bad(*pgd))
-				continue;
-			p4d = p4d_offset(pgd, addr);
-			if (p4d_none(*p4d) || p4d_bad(*p4d))
-				continue;
-			if (!ptm_range_movable(mm, addr, addr + P4D_SIZE))
-				continue;
-			ptm_pud_table(p, p4d, addr);
-			if (p->misplaced)
-				return;
-		}
-	}
-
-	if (pgtable_l5_enabled()) {
+	for (level = PTM_PMD; level <= levels; level++) {
+		size = level == PTM_PMD ? PUD_SIZE : level == PTM_PUD ? P4D_SIZE : PGDIR_SIZE;
 		last = -1UL;
-		vma_iter_set(&vmi, 0);
+		if (p->at) {
+			for (i = 0; i < p->nr_at; i++) {
+				addr = p->at[i] & ~(size - 1);
+				if (addr == last)	/* sorted */
+					continue;
+				last = addr;
+				ptm_upper_one(p, level, addr);
+				if (p->misplaced)
+					return;
+			}
+			continue;
+		}
+		vma_iter_init(&vmi, mm, 0);
 		for_each_vma(vmi, vma) {
-			for (addr = vma->vm_start & PGDIR_MASK; addr < vma->vm_end;
-			     addr += PGDIR_SIZE) {
-				pgd_t *pgd = pgd_offset(mm, addr);
-
+			for (addr = vma->vm_start & ~(size - 1); addr < vma->vm_end; addr += size) {
 				if (addr == last)
 					continue;
 				last = addr;
-				if (pgd_none(*pgd) || pgd_bad(*pgd))
-					continue;
-				if (!ptm_range_movable(mm, addr, addr + PGDIR_SIZE))
-					continue;
-				ptm_p4d_table(p, pgd, addr);
+				ptm_upper_one(p, level, addr);
 				if (p->misplaced)
 					return;
 			}
 		}
 	}
-
 	ptm_pgd(p);
 }
 
@@ -784,6 +773,8 @@ static bool ptm_init(struct ptm_pass *p, struct mm_struct *mm, int fallback)
 	p->fallback = fallback;
 	p->all_locks = false;
 	p->slots = 0;
+	p->at = NULL;
+	p->nr_at = 0;
 	p->votes = kcalloc(nr_node_ids, sizeof(*p->votes), GFP_KERNEL);
 	return p->votes;
 }
@@ -853,6 +844,88 @@ void __pt_migrate_mm(struct mm_struct *mm, int fallback_nid)
 	}
 	ptm_upper_pass(&p, true);
 out:
+	kfree(p.votes);
+unlock:
+	srcu_read_unlock(&pt_migration_srcu, idx);
+}
+
+/* Addresses whose upper tables move_pages(2) examines; beyond, all of them. */
+#define PTM_MAX_AT	64
+
+static int ptm_cmp_addr(const void *a, const void *b)
+{
+	unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Entry @i of move_pages(2)'s address array, of a compat caller too. */
+static int ptm_get_page_addr(const void __user *__user *pages, unsigned long i,
+			     unsigned long *addr)
+{
+	const void __user *p;
+
+	if (in_compat_syscall()) {
+		compat_uptr_t cp;
+
+		if (get_user(cp, (compat_uptr_t __user *)pages + i))
+			return -EFAULT;
+		p = compat_ptr(cp);
+	} else if (get_user(p, pages + i)) {
+		return -EFAULT;
+	}
+	*addr = untagged_addr((unsigned long)p);
+	return 0;
+}
+
+void __pt_migrate_pages(struct mm_struct *mm, unsigned long nr,
+			const void __user *__user *pages, const int __user *status)
+{
+	unsigned long i = 0, addr, last = -1UL;
+	struct ptm_pass p;
+	int idx, st;
+
+	idx = srcu_read_lock(&pt_migration_srcu);
+	if (!READ_ONCE(pt_migration_ready) || !ptm_init(&p, mm, NUMA_NO_NODE))
+		goto unlock;
+	p.at = kmalloc_array(PTM_MAX_AT, sizeof(*p.at), GFP_KERNEL);
+	while (i < nr) {
+		if (mmap_read_lock_killable(mm))
+			goto out;
+		p.budget = READ_ONCE(pt_migration_batch);
+		for (; i < nr && p.budget; i++) {
+			/* Only the pages it moved: their status is a node. */
+			if (get_user(st, status + i) || ptm_get_page_addr(pages, i, &addr)) {
+				i = nr;
+				break;
+			}
+			if (st < 0 || (addr & PMD_MASK) == last)
+				continue;
+			last = addr & PMD_MASK;
+			if (ptm_mm_movable(mm))
+				ptm_leaf_range(&p, last, last + PMD_SIZE);
+			if (p.at && p.nr_at < PTM_MAX_AT)
+				p.at[p.nr_at++] = last;
+			else
+				p.nr_at = PTM_MAX_AT + 1;
+		}
+		mmap_read_unlock(mm);
+		if (fatal_signal_pending(current))
+			goto out;
+		cond_resched();
+	}
+	if (!p.nr_at)
+		goto out;
+	if (p.nr_at > PTM_MAX_AT) {
+		/* Too many places, or no memory to note them: everywhere. */
+		kfree(p.at);
+		p.at = NULL;
+	} else {
+		sort(p.at, p.nr_at, sizeof(*p.at), ptm_cmp_addr, NULL);
+	}
+	ptm_upper_pass(&p, true);
+out:
+	kfree(p.at);
 	kfree(p.votes);
 unlock:
 	srcu_read_unlock(&pt_migration_srcu, idx);

@@ -85,8 +85,21 @@ module_param_cb(ept_migration, &ept_migration_ops, &ept_migration, 0644);
 MODULE_PARM_DESC(ept_migration, "Migrate TDP page tables to the node of the memory they map");
 module_param(ept_migration_batch, uint, 0644);
 MODULE_PARM_DESC(ept_migration_batch, "TDP page tables migrated per period and VM, at most");
-module_param(ept_migration_period_ms, uint, 0644);
-MODULE_PARM_DESC(ept_migration_period_ms, "Milliseconds between two migration passes of a VM");
+/* 1 ms to a minute: 0 would requeue a VM's worker with no delay, for ever. */
+static int ept_migration_period_set(const char *val, const struct kernel_param *kp)
+{
+	return param_set_uint_minmax(val, kp, 1, 60 * MSEC_PER_SEC);
+}
+
+static const struct kernel_param_ops ept_migration_period_ops = {
+	.set = ept_migration_period_set,
+	.get = param_get_uint,
+};
+
+module_param_cb(ept_migration_period_ms, &ept_migration_period_ops,
+		&ept_migration_period_ms, 0644);
+MODULE_PARM_DESC(ept_migration_period_ms,
+		 "Milliseconds between two migration passes of a VM (1 to 60000)");
 module_param(ept_migration_linger, uint, 0644);
 MODULE_PARM_DESC(ept_migration_linger,
 		 "Passes run after the last invalidation of guest memory, for refaults to settle");
@@ -109,13 +122,17 @@ struct kvm_tdp_migrate {
 	struct delayed_work work;
 	struct mutex lock;		/* one pass at a time */
 	bool dying;			/* under @lock: the VM is going, no more passes */
-	unsigned int linger;		/* passes left before idling */
+	/*
+	 * Passes left before idling: set by kicks without @lock (a kick lost
+	 * to a concurrent pass only shortens lingering), counted down under it.
+	 */
+	unsigned int linger;
 	int *node_count;		/* nr_node_ids, under @lock */
 	unsigned int reads;		/* SPTEs read in this hold of mmu_lock */
 	struct tdp_migrate_pair pending[TDP_MIGRATE_FLUSH_BATCH];
 	int nr_pending;
 
-	/* Statistics, updated under @lock. */
+	/* Statistics, updated under @lock but @kicks (by kicks, racy). */
 	u64 passes;
 	u64 kicks;
 	u64 scanned[PT64_ROOT_MAX_LEVEL + 1];
@@ -291,6 +308,7 @@ static void tdp_copy_sp(struct kvm *kvm, struct kvm_mmu_page *new_sp,
 {
 	int level = old_sp->role.level, i;
 
+	lockdep_assert_held_write(&kvm->mmu_lock);
 	new_sp->role = old_sp->role;
 	new_sp->gfn = old_sp->gfn;
 	new_sp->ptep = old_sp->ptep;
@@ -299,6 +317,8 @@ static void tdp_copy_sp(struct kvm *kvm, struct kvm_mmu_page *new_sp,
 	for (i = 0; i < SPTE_ENT_PER_PAGE; i++) {
 		u64 spte = kvm_tdp_mmu_read_spte((tdp_ptep_t)(old_sp->spt + i));
 
+		/* Only a holder of mmu_lock for read freezes an SPTE, for a moment. */
+		WARN_ON_ONCE(is_frozen_spte(spte));
 		new_sp->spt[i] = spte;
 		if (is_shadow_present_pte(spte) && !is_last_spte(spte, level))
 			spte_to_child_sp(spte)->ptep = (tdp_ptep_t)(new_sp->spt + i);
@@ -315,17 +335,36 @@ static void tdp_copy_sp(struct kvm *kvm, struct kvm_mmu_page *new_sp,
 }
 
 /*
+ * Without A/D bits in the TDP tables (kvm_intel.ept_ad=0, or hardware without
+ * them) a writable SPTE stands for a dirty page and an access-tracked one for
+ * an idle page. The lockless fast page fault may have made the old copy of a
+ * leaf writable or accessible after the copy, through a pointer read before
+ * the parent entry switched; the guest then wrote through it until the flush,
+ * but the new copy never learns. Tell the primary MM about such a page now,
+ * as zapping the old SPTE would have.
+ */
+static void tdp_merge_no_ad(u64 spte, u64 old_spte)
+{
+	kvm_pfn_t pfn = spte_to_pfn(old_spte);
+
+	if (is_writable_pte(old_spte) && !is_writable_pte(spte))
+		kvm_set_pfn_dirty(pfn);
+	if (is_accessed_spte(old_spte) && !is_accessed_spte(spte))
+		kvm_set_pfn_accessed(pfn);
+}
+
+/*
  * After the TLB flush no CPU can reach @old_sp: carry the Accessed and Dirty
  * bits it set in the old copy of a leaf SPTE over to the new copy, if that
- * still maps the same page.
+ * still maps the same page (flag bits only, never the frame).
  */
-static void tdp_merge_ad_bits(struct kvm_mmu_page *new_sp, struct kvm_mmu_page *old_sp)
+static void tdp_merge_ad_bits(struct kvm *kvm, struct kvm_mmu_page *new_sp,
+			      struct kvm_mmu_page *old_sp)
 {
 	u64 ad = shadow_accessed_mask | shadow_dirty_mask;
 	int level = new_sp->role.level, i;
 
-	if (!ad)
-		return;
+	lockdep_assert_held_write(&kvm->mmu_lock);
 	for (i = 0; i < SPTE_ENT_PER_PAGE; i++) {
 		u64 old_spte = READ_ONCE(old_sp->spt[i]);
 		u64 spte, bits;
@@ -333,6 +372,12 @@ static void tdp_merge_ad_bits(struct kvm_mmu_page *new_sp, struct kvm_mmu_page *
 		if (!is_shadow_present_pte(old_spte) || !is_last_spte(old_spte, level))
 			continue;
 		spte = READ_ONCE(new_sp->spt[i]);
+		if (!ad) {
+			if (is_shadow_present_pte(spte) &&
+			    spte_to_pfn(spte) == spte_to_pfn(old_spte))
+				tdp_merge_no_ad(spte, old_spte);
+			continue;
+		}
 		do {
 			bits = old_spte & ad & ~spte;
 			if (!bits || !is_shadow_present_pte(spte) ||
@@ -347,12 +392,13 @@ static void tdp_migrate_finish(struct kvm_tdp_migrate *m)
 {
 	int i;
 
+	lockdep_assert_held_write(&m->kvm->mmu_lock);
 	if (!m->nr_pending)
 		return;
 	kvm_flush_remote_tlbs(m->kvm);
 	m->flushes++;
 	for (i = 0; i < m->nr_pending; i++) {
-		tdp_merge_ad_bits(m->pending[i].new_sp, m->pending[i].old_sp);
+		tdp_merge_ad_bits(m->kvm, m->pending[i].new_sp, m->pending[i].old_sp);
 		kvm_tdp_mmu_free_sp_rcu(m->pending[i].old_sp);
 	}
 	m->nr_pending = 0;
@@ -567,16 +613,43 @@ static void tdp_migrate_roots_end(struct kvm_tdp_migrate *m)
 	mmput_async(m->kvm->mm);
 }
 
-#define TDP_MIGRATE_MAX_ROOTS	16
+/*
+ * The valid root after @prev in the list (the first if @prev is NULL), with
+ * a reference taken; drops @prev's. A referenced root stays on the list, so
+ * the walk goes on from it; roots that moves add at the head meanwhile wait
+ * for the next pass.
+ */
+static struct kvm_mmu_page *tdp_migrate_next_root(struct kvm *kvm,
+						  struct kvm_mmu_page *prev)
+{
+	struct kvm_mmu_page *root;
+
+	read_lock(&kvm->mmu_lock);
+	rcu_read_lock();
+	if (prev)
+		root = list_next_or_null_rcu(&kvm->arch.tdp_mmu_roots, &prev->link,
+					     typeof(*prev), link);
+	else
+		root = list_first_or_null_rcu(&kvm->arch.tdp_mmu_roots,
+					      typeof(*prev), link);
+	while (root && (root->role.invalid || !kvm_tdp_mmu_get_root(root)))
+		root = list_next_or_null_rcu(&kvm->arch.tdp_mmu_roots, &root->link,
+					     typeof(*root), link);
+	rcu_read_unlock();
+	if (prev)
+		kvm_tdp_mmu_put_root(kvm, prev);
+	read_unlock(&kvm->mmu_lock);
+	return root;
+}
 
 /* One pass over every valid root; returns the number of tables moved. */
 static unsigned int tdp_migrate_pass(struct kvm_tdp_migrate *m, unsigned int budget)
 {
-	struct kvm_mmu_page *roots[TDP_MIGRATE_MAX_ROOTS], *root;
+	struct kvm_mmu_page *root = NULL;
 	struct kvm *kvm = m->kvm;
 	unsigned int left = budget;
 	struct mem_cgroup *memcg, *old_memcg;
-	int nr = 0, i, level;
+	int level;
 
 	lockdep_assert_held(&m->lock);
 
@@ -584,19 +657,7 @@ static unsigned int tdp_migrate_pass(struct kvm_tdp_migrate *m, unsigned int bud
 	memcg = get_mem_cgroup_from_mm(kvm->mm);
 	old_memcg = set_active_memcg(memcg);
 
-	read_lock(&kvm->mmu_lock);
-	rcu_read_lock();
-	list_for_each_entry_rcu(root, &kvm->arch.tdp_mmu_roots, link) {
-		if (nr == TDP_MIGRATE_MAX_ROOTS)
-			break;
-		if (!root->role.invalid && kvm_tdp_mmu_get_root(root))
-			roots[nr++] = root;
-	}
-	rcu_read_unlock();
-	read_unlock(&kvm->mmu_lock);
-
-	for (i = 0; i < nr; i++) {
-		root = roots[i];
+	while ((root = tdp_migrate_next_root(kvm, root))) {
 		for (level = PG_LEVEL_4K; level < root->role.level && left; level++)
 			left = tdp_migrate_level(m, root, level, left);
 		if (!left)
@@ -625,9 +686,6 @@ static unsigned int tdp_migrate_pass(struct kvm_tdp_migrate *m, unsigned int bud
 		write_unlock(&kvm->mmu_lock);
 		tdp_migrate_roots_end(m);
 	}
-
-	for (i = 0; i < nr; i++)
-		kvm_tdp_mmu_put_root(kvm, roots[i]);
 
 	set_active_memcg(old_memcg);
 	mem_cgroup_put(memcg);
@@ -669,7 +727,7 @@ void __kvm_tdp_migrate_kick(struct kvm *kvm)
 		return;
 	/* Racy on purpose: a kick lost to a concurrent pass only shortens lingering. */
 	WRITE_ONCE(m->linger, READ_ONCE(ept_migration_linger));
-	m->kicks++;
+	WRITE_ONCE(m->kicks, m->kicks + 1);
 	queue_delayed_work(system_unbound_wq, &m->work,
 			   msecs_to_jiffies(READ_ONCE(ept_migration_period_ms)));
 }

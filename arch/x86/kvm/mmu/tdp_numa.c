@@ -15,9 +15,9 @@
  * nothing read here is reused underneath the reader. mmu_lock is not taken,
  * so readers never hold up faults, zaps or MMU-notifier invalidations; what
  * they report is a snapshot that may mix states from before and after a
- * concurrent change. The dump is produced a bounded batch of SPTEs at a time
- * and resumes by GFN, so neither its memory nor the time RCU is held grows
- * with the size of the VM.
+ * concurrent change. Both walk a bounded batch of SPTEs per RCU read-side
+ * section and resume by GFN, so neither their memory nor the time RCU is
+ * held grows with the size of the VM.
  */
 #include <linux/debugfs.h>
 #include <linux/kvm_host.h>
@@ -32,6 +32,9 @@
 
 /* SPTEs visited per record of tdp_pt_dump, present or not. */
 #define TDP_DUMP_BATCH	256
+
+/* 2M-level SPTEs tdp_pt_nodes counts per RCU read-side section (8 GiB of guest). */
+#define TDP_NODES_BATCH	4096
 
 /* Roots told apart in tdp_pt_nodes' vCPU lines; more are counted but not named. */
 #define TDP_NODES_MAX_ROOTS	64
@@ -99,13 +102,45 @@ static int tdp_pt_nodes_show(struct seq_file *m, void *v)
 
 	rcu_read_lock();
 	for (root = tdp_next_valid_root(kvm, NULL); root; root = tdp_next_valid_root(kvm, root)) {
+		gfn_t start = 0, end = kvm_mmu_max_gfn() + 1;
+		hpa_t hpa = __pa(root->spt);
+
 		memset(count, 0, (PT64_ROOT_MAX_LEVEL + 1) * nr_node_ids * sizeof(*count));
 		count[root->role.level * nr_node_ids + tdp_root_node(root)]++;
-		/* Tables are what 2M-level and higher non-leaf SPTEs point to. */
-		for_each_tdp_pte_min_level(iter, root, PG_LEVEL_2M, 0, kvm_mmu_max_gfn() + 1) {
-			if (tdp_spte_is_table(iter.old_spte, iter.level))
-				count[(iter.level - 1) * nr_node_ids +
-				      tdp_pt_node(spte_to_pfn(iter.old_spte))]++;
+		/*
+		 * Tables are what 2M-level and higher non-leaf SPTEs point to.
+		 * RCU is dropped after every TDP_NODES_BATCH 2M-level SPTEs, and
+		 * the walk resumes at the first one not counted; the upper SPTEs
+		 * on the way down to it were counted already.
+		 */
+		for (;;) {
+			gfn_t next = end;
+			int visited = 0;
+
+			for_each_tdp_pte_min_level(iter, root, PG_LEVEL_2M, start, end) {
+				if (start && iter.level > PG_LEVEL_2M && iter.gfn <= start)
+					continue;
+				if (iter.level == PG_LEVEL_2M && ++visited > TDP_NODES_BATCH) {
+					next = iter.gfn;
+					break;
+				}
+				if (tdp_spte_is_table(iter.old_spte, iter.level))
+					count[(iter.level - 1) * nr_node_ids +
+					      tdp_pt_node(spte_to_pfn(iter.old_spte))]++;
+			}
+			if (next >= end)
+				break;
+			start = next;
+			rcu_read_unlock();
+			cond_resched();
+			rcu_read_lock();
+			root = tdp_find_root(kvm, hpa);
+			if (!root)
+				break;
+		}
+		if (!root) {
+			seq_printf(m, "# root %d was freed during the count\n", nr_roots);
+			break;
 		}
 		if (nr_roots < TDP_NODES_MAX_ROOTS)
 			roots[nr_roots] = __pa(root->spt);

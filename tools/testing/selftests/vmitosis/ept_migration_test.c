@@ -524,4 +524,27 @@ TEST(new_tables_on_the_vcpu_node_when_off)
 	new_tables(_metadata, "0", 0);
 }
 
+/*
+ * A period of 0 ms would requeue every VM's worker with no delay, for ever:
+ * it and periods over a minute fail with EINVAL and change nothing.
+ */
+TEST(period_rejects_bad_values)
+{
+	static const char * const bad[] = { "0", "60001", "-1", "x" };
+	char saved[16], now[16];
+	unsigned int i;
+
+	if (access(PERIOD, W_OK))
+		SKIP(return, "no " PERIOD " (CONFIG_VMITOSIS_EPT_MIGRATION)");
+	ASSERT_LT(0, read_file(PERIOD, saved, sizeof(saved)));
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		EXPECT_EQ(-EINVAL, write_str(PERIOD, bad[i])) TH_LOG("wrote %s", bad[i]);
+		ASSERT_LT(0, read_file(PERIOD, now, sizeof(now)));
+		EXPECT_STREQ(saved, now);
+	}
+	EXPECT_EQ(0, write_str(PERIOD, "1"));
+	EXPECT_EQ(0, write_str(PERIOD, "60000"));
+	EXPECT_EQ(0, write_str(PERIOD, saved));
+}
+
 TEST_HARNESS_MAIN

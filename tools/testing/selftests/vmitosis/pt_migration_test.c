@@ -115,7 +115,8 @@ static long with_data_elsewhere(pid_t pid, int node)
 		if (!got)
 			break;
 		table_nid = -1;
-		leaves = others = 0;
+		leaves = 0;
+		others = 0;
 		if (sscanf(line, "table %d %lx %lx %d", &level, &addr, &pfn, &nid) == 4 &&
 		    level == 1)
 			table_nid = nid;
@@ -545,6 +546,126 @@ TEST_F_TIMEOUT(pt_migration, stay_when_off, 120)
 	TH_LOG("%d s after migrate_pages: tables on node 0 per level:%s", OFF_WAIT_S, why);
 	EXPECT_GE(share, 99.0);
 	EXPECT_EQ(0, stop_child(&r));
+}
+
+/* The node of @pid's table of PTEs that maps @addr, or -1. */
+static int pte_table_node(pid_t pid, unsigned long addr)
+{
+	char path[64], line[256];
+	unsigned long start, pfn;
+	int level, nid, found = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/pt_dump", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (found < 0 && fgets(line, sizeof(line), f))
+		if (sscanf(line, "table %d %lx %lx %d", &level, &start, &pfn, &nid) == 4 &&
+		    level == 1 && start == (addr & ~(SZ_2M - 1)))
+			found = nid;
+	fclose(f);
+	return found;
+}
+
+/*
+ * A task that moves to another node while its data stays must leave its
+ * tables with the data. One table of PTEs maps 511 pages on node 0 and one
+ * on node 1; the task moves to node 1 and reads only its local page, so
+ * NUMA balancing makes the 511 others PROT_NONE, and they stay on node 0
+ * (nothing faults on them). The table must stay on node 0 after tables
+ * were examined since that marking. The task stays single-threaded: the
+ * scan leaves local pages accessible only then. No /proc reads of this mm
+ * (they take a reference to it) until the end.
+ */
+TEST_F_TIMEOUT(pt_migration, stay_with_data_when_task_moves, 180)
+{
+	long long marked, scans = -1;
+	int i, node, status, target = 1;
+	struct timespec t0, t1;
+	unsigned long *p, sink = 0;
+	void *page;
+
+	ASSERT_EQ(0, write_str("/proc/sys/kernel/numa_balancing", "0"));
+	ASSERT_EQ(0, write_str("/proc/sys/vm/pt_migration", "1"));
+	ASSERT_EQ(0, pin_node(0));
+	p = mmap(NULL, 2 * SZ_2M, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	p = (unsigned long *)(((unsigned long)p + SZ_2M - 1) & ~(SZ_2M - 1));
+	ASSERT_EQ(0, madvise(p, SZ_2M, MADV_NOHUGEPAGE));
+	for (i = 0; i < 512; i++)
+		p[i * 512] = i + 1;
+	page = p;
+	ASSERT_EQ(0, syscall(SYS_move_pages, 0, 1, &page, &target, &status, MPOL_MF_MOVE));
+	ASSERT_EQ(1, status);
+	ASSERT_EQ(0, pte_table_node(getpid(), (unsigned long)p));
+
+	marked = vmstat_event("numa_pte_updates");
+	ASSERT_GE(marked, 0);
+	ASSERT_EQ(0, pin_node(1));
+	ASSERT_EQ(0, write_str("/proc/sys/kernel/numa_balancing", "1"));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		for (i = 0; i < 1000000; i++)
+			sink += __atomic_load_n(&p[i & 511], __ATOMIC_RELAXED);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (scans < 0 && vmstat_event("numa_pte_updates") - marked >= 511)
+			scans = vmstat_event("pt_migrate_scan_pte");
+		else if (scans >= 0 && vmstat_event("pt_migrate_scan_pte") > scans)
+			break;
+	} while (t1.tv_sec - t0.tv_sec < 120);
+	ASSERT_EQ(0, write_str("/proc/sys/kernel/numa_balancing", "0"));
+	TH_LOG("NUMA balancing marked %lld PTEs; tables examined after: %s",
+	       vmstat_event("numa_pte_updates") - marked, scans >= 0 ? "yes" : "no");
+	ASSERT_LE(0, scans);
+	ASSERT_LT(scans, vmstat_event("pt_migrate_scan_pte"));
+	for (i = 1; i < 512; i++)
+		if (page_node(p + i * 512) != 0)
+			break;
+	EXPECT_EQ(512, i) TH_LOG("page %d of the data moved to node %d", i,
+				 page_node(p + i * 512));
+	EXPECT_EQ(1, page_node(p));
+	node = pte_table_node(getpid(), (unsigned long)p);
+	EXPECT_EQ(0, node) TH_LOG("the table followed the task to node %d", node);
+	for (i = 0; i < 512; i++)
+		EXPECT_EQ((unsigned long)i + 1, p[i * 512]);
+	EXPECT_NE(1, sink);
+}
+
+/*
+ * move_pages(2) of one page examines the table of PTEs that maps it (and
+ * the upper tables above it), not every table of the process: the work
+ * grows with what moved, not with the process.
+ */
+TEST_F_TIMEOUT(pt_migration, move_pages_examines_what_moved, 60)
+{
+	size_t size = 64UL << 20, i;
+	long long pte, pmd;
+	int status, target = 1;
+	char *m;
+	void *page;
+
+	ASSERT_EQ(0, write_str("/proc/sys/kernel/numa_balancing", "0"));
+	ASSERT_EQ(0, write_str("/proc/sys/vm/pt_migration", "1"));
+	ASSERT_EQ(0, pin_node(0));
+	m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	ASSERT_EQ(0, madvise(m, size, MADV_NOHUGEPAGE));
+	for (i = 0; i < size; i += 4096)
+		m[i] = 1;
+	pte = vmstat_event("pt_migrate_scan_pte");
+	pmd = vmstat_event("pt_migrate_scan_pmd");
+	page = m + size / 2;
+	ASSERT_EQ(0, syscall(SYS_move_pages, 0, 1, &page, &target, &status, MPOL_MF_MOVE));
+	ASSERT_EQ(1, status);
+	pte = vmstat_event("pt_migrate_scan_pte") - pte;
+	pmd = vmstat_event("pt_migrate_scan_pmd") - pmd;
+	TH_LOG("one page of %zu MiB moved: %lld tables of PTEs and %lld PMD tables examined",
+	       size >> 20, pte, pmd);
+	EXPECT_EQ(1, pte);
+	EXPECT_LE(pmd, 2);	/* the look, and the move if one were due */
+	EXPECT_EQ(0, pte_table_node(getpid(), (unsigned long)page));
+	munmap(m, size);
 }
 
 /*
