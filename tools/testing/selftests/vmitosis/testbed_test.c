@@ -62,7 +62,16 @@ TEST(numa_distances_local_below_remote)
 	}
 }
 
-TEST(kvm_vcpu_runs_on_tdp_paging)
+/*
+ * A fixture only for its timeout: in a nested guest of the debug kernel the
+ * VM runs two levels of nested virtualization deep under KASAN and lockdep,
+ * and took over 30 s (2026-12-06).
+ */
+FIXTURE(kvm) {};
+FIXTURE_SETUP(kvm) {}
+FIXTURE_TEARDOWN(kvm) {}
+
+TEST_F_TIMEOUT(kvm, vcpu_runs_on_tdp_paging, 300)
 {
 	long before, after;
 	long long mapped;
