@@ -20,8 +20,10 @@
  * Upper tables are few, and rmap walkers and truncation change their entries
  * holding only an rmap lock and the PMD lock of the table they found, without
  * rechecking that the table is still linked. They therefore move under
- * mmap_write_lock and mm_take_all_locks(), and only after a read-locked look
- * found one misplaced.
+ * mmap_write_lock, with the VMAs the table maps write-locked and the rmap
+ * locks of those VMAs taken by trylock (nothing of other processes is waited
+ * for, nothing system-wide taken), and only after a read-locked look found
+ * one misplaced.
  */
 
 #define pr_fmt(fmt) "pt_migration: " fmt
@@ -64,6 +66,14 @@ static DEFINE_MUTEX(pt_migration_mutex);
 /* Tables of PTEs examined per NUMA scan period of a task. */
 static unsigned int pt_migration_batch = 256;
 
+/*
+ * Distinct rmap locks (anon_vma roots, file mappings) an upper table's move
+ * may hold, and VMAs it may write-lock: a table over more stays (lockdep
+ * holds at most 48 locks; a move's lock hold stays bounded).
+ */
+#define PTM_MAX_LOCKS	24
+#define PTM_MAX_VMAS	4096
+
 /* Levels as pt_dump numbers them; PTM_P4D moves only with 5-level paging. */
 enum { PTM_PTE = 1, PTM_PMD, PTM_PUD, PTM_P4D, PTM_PGD };
 
@@ -74,8 +84,9 @@ struct ptm_pass {
 	unsigned long slots;	/* PMD entries looked at */
 	bool dry;		/* upper levels: only find out if one would move */
 	bool misplaced;		/* dry: an upper table would move */
-	bool all_locks;		/* mmap_lock for write and mm_take_all_locks() */
 	unsigned int *votes;	/* [nr_node_ids] */
+	struct rw_semaphore *locks[PTM_MAX_LOCKS];	/* rmap locks held */
+	int nr_locks;
 	unsigned long *at;	/* upper levels: only above these, sorted */
 	int nr_at;
 };
@@ -146,8 +157,7 @@ static int ptm_pick(struct ptm_pass *p, int cur)
 
 /*
  * A table page on @nid, charged to @p->mm's memcg; failing leaves the table.
- * Upper levels move holding every rmap lock of the mm, which direct reclaim
- * could need: no direct reclaim there.
+ * Allocated before the rmap locks are taken, which reclaim may need.
  */
 static struct page *ptm_alloc(struct ptm_pass *p, int nid, unsigned int order)
 {
@@ -156,8 +166,6 @@ static struct page *ptm_alloc(struct ptm_pass *p, int nid, unsigned int order)
 	gfp_t gfp = GFP_PGTABLE_USER | __GFP_THISNODE | __GFP_NOWARN | __GFP_NORETRY;
 	struct page *page;
 
-	if (p->all_locks)
-		gfp &= ~__GFP_DIRECT_RECLAIM;
 	page = alloc_pages_node(nid, gfp, order);
 	set_active_memcg(old);
 	mem_cgroup_put(memcg);
@@ -267,6 +275,61 @@ static bool ptm_range_movable(struct mm_struct *mm, unsigned long addr,
 			return false;
 	}
 	return true;
+}
+
+static bool ptm_trylock(struct ptm_pass *p, struct rw_semaphore *sem)
+{
+	int i;
+
+	for (i = 0; i < p->nr_locks; i++)
+		if (p->locks[i] == sem)
+			return true;
+	if (p->nr_locks == PTM_MAX_LOCKS || !down_write_trylock(sem))
+		return false;
+	p->locks[p->nr_locks++] = sem;
+	return true;
+}
+
+static void ptm_unlock_range(struct ptm_pass *p)
+{
+	while (p->nr_locks)
+		up_write(p->locks[--p->nr_locks]);
+}
+
+/*
+ * Before an upper table mapping [@start, @end) moves, with mmap_lock held
+ * for write: exclude everything else that may hold a pointer into it or
+ * change its entries. Page faults under a per-VMA lock: the VMAs there are
+ * write-locked (until mmap_write_unlock()). Reverse-map walks and
+ * truncation, which hold an rmap lock of the VMA they walk and only the PMD
+ * lock of the table they found: the anon_vma (its root) and the file
+ * mapping of each of those VMAs, taken by trylock, since other processes
+ * hold them too; another process's walk is never waited for, and the table
+ * stays if one is busy or there are too many. False then.
+ */
+static bool ptm_lock_range(struct ptm_pass *p, unsigned long start, unsigned long end)
+{
+	struct vm_area_struct *vma;
+	struct vma_iterator vmi;
+	int n = 0;
+
+	mmap_assert_write_locked(p->mm);
+	vma_iter_init(&vmi, p->mm, start);
+	for_each_vma_range(vmi, vma, end) {
+		if (++n > PTM_MAX_VMAS)
+			goto busy;
+		vma_start_write(vma);
+		if (vma->anon_vma && !ptm_trylock(p, &vma->anon_vma->root->rwsem))
+			goto busy;
+		if (vma->vm_file && vma->vm_file->f_mapping &&
+		    !ptm_trylock(p, &vma->vm_file->f_mapping->i_mmap_rwsem))
+			goto busy;
+	}
+	return true;
+busy:
+	ptm_unlock_range(p);
+	count_vm_event(PT_MIGRATE_BUSY);
+	return false;
 }
 
 /* Move the table of PTEs under @pmdp, mapping from @addr; mmap_lock held. */
@@ -440,13 +503,15 @@ static bool ptm_decide(struct ptm_pass *p, void *old, int *from, int *to)
  * both. With PTI, p4d_populate() (4-level paging: the PGD entry) and
  * pgd_populate() mirror the entry into the user half of the PGD.
  */
-static void ptm_relink(struct ptm_pass *p, int level, void *parent, void *old,
+static bool ptm_relink(struct ptm_pass *p, int level, void *parent, void *old,
 		       void *new, unsigned long addr, int from, int to)
 {
 	struct mm_struct *mm = p->mm;
-	unsigned long size;
+	unsigned long size = level == PTM_PUD ? P4D_SIZE : PGDIR_SIZE;
 	int i;
 
+	if (!ptm_lock_range(p, addr, addr + size))
+		return false;
 	spin_lock(&mm->page_table_lock);
 	if (level == PTM_PUD) {
 		for (i = 0; i < PTRS_PER_PUD; i++)
@@ -454,32 +519,33 @@ static void ptm_relink(struct ptm_pass *p, int level, void *parent, void *old,
 		/* The entries must be visible before the table is. */
 		smp_wmb();
 		p4d_populate(mm, parent, new);
-		size = P4D_SIZE;
 	} else {
 		for (i = 0; i < PTRS_PER_P4D; i++)
 			set_p4d((p4d_t *)new + i, p4dp_get((p4d_t *)old + i));
 		/* As above. */
 		smp_wmb();
 		pgd_populate(mm, parent, new);
-		size = PGDIR_SIZE;
 	}
 	flush_tlb_mm_range(mm, addr, addr + size, PAGE_SHIFT, true);
 	ptm_retire_copy(new, old);
 	spin_unlock(&mm->page_table_lock);
+	ptm_unlock_range(p);
 
 	/* P4D tables have no constructor in 6.12: p4d_free() frees the page. */
 	if (level == PTM_PUD)
 		pagetable_pud_dtor(virt_to_ptdesc(old));
 	call_rcu(&virt_to_ptdesc(old)->pt_rcu_head, ptm_free_upper_rcu);
 	ptm_moved(p, level, addr, from, to);
+	return true;
 }
 
 /*
  * The upper levels. Entries are read without their locks in a dry pass
  * (mmap_lock held for read: the tables covering VMAs stay linked); a real
- * pass holds mmap_lock for write and all rmap locks, so nothing else
- * changes an upper entry, and takes the page-table locks for the hardware
- * and for GUP-fast.
+ * pass holds mmap_lock for write and, while it copies a table, the rmap
+ * locks of what the table maps (ptm_lock_range()), so nothing else changes
+ * an upper entry, and takes the page-table locks for the hardware and for
+ * GUP-fast.
  */
 static void ptm_pmd_table(struct ptm_pass *p, pud_t *pudp, unsigned long addr)
 {
@@ -517,6 +583,11 @@ static void ptm_pmd_table(struct ptm_pass *p, pud_t *pudp, unsigned long addr)
 		return;
 	}
 	new = ptdesc_address(nptd);
+	if (!ptm_lock_range(p, addr, addr + PUD_SIZE)) {
+		pagetable_pmd_dtor(nptd);
+		pagetable_free(nptd);
+		return;
+	}
 	optl = pmd_lockptr(mm, old);
 	nptl = pmd_lockptr(mm, new);
 
@@ -542,6 +613,7 @@ static void ptm_pmd_table(struct ptm_pass *p, pud_t *pudp, unsigned long addr)
 	if (optl != &mm->page_table_lock)
 		spin_unlock(optl);
 	spin_unlock(&mm->page_table_lock);
+	ptm_unlock_range(p);
 
 	pagetable_pmd_dtor(optd);	/* its deposit list went to the copy */
 	call_rcu(&optd->pt_rcu_head, ptm_free_upper_rcu);
@@ -575,7 +647,10 @@ static void ptm_pud_table(struct ptm_pass *p, p4d_t *p4dp, unsigned long addr)
 		return;
 	nptd = page_ptdesc(page);
 	pagetable_pud_ctor(nptd);
-	ptm_relink(p, PTM_PUD, p4dp, old, ptdesc_address(nptd), addr, from, to);
+	if (!ptm_relink(p, PTM_PUD, p4dp, old, ptdesc_address(nptd), addr, from, to)) {
+		pagetable_pud_dtor(nptd);
+		pagetable_free(nptd);
+	}
 }
 
 /* With 5-level paging, the P4D table under *@pgdp, mapping from @addr. */
@@ -599,7 +674,8 @@ static void ptm_p4d_table(struct ptm_pass *p, pgd_t *pgdp, unsigned long addr)
 	page = ptm_alloc(p, to, 0);
 	if (!page)
 		return;
-	ptm_relink(p, PTM_P4D, pgdp, old, page_address(page), addr, from, to);
+	if (!ptm_relink(p, PTM_P4D, pgdp, old, page_address(page), addr, from, to))
+		__free_page(page);
 }
 
 static void ptm_pgd(struct ptm_pass *p)
@@ -632,10 +708,16 @@ static void ptm_pgd(struct ptm_pass *p)
 	page = ptm_alloc(p, to, PGD_ALLOCATION_ORDER);
 	if (!page)
 		return;
-	if (arch_pt_migrate_pgd(mm, page)) {
+	if (!ptm_lock_range(p, 0, TASK_SIZE_MAX)) {
 		__free_pages(page, PGD_ALLOCATION_ORDER);
 		return;
 	}
+	if (arch_pt_migrate_pgd(mm, page)) {
+		ptm_unlock_range(p);
+		__free_pages(page, PGD_ALLOCATION_ORDER);
+		return;
+	}
+	ptm_unlock_range(p);
 	ptm_moved(p, PTM_PGD, 0, from, to);
 }
 
@@ -752,18 +834,10 @@ static void ptm_upper_pass(struct ptm_pass *p, bool wait)
 		count_vm_event(PT_MIGRATE_BUSY);
 		return;
 	}
-	if (mm_take_all_locks(mm)) {
-		mmap_write_unlock(mm);
-		count_vm_event(PT_MIGRATE_BUSY);
-		return;
-	}
 	p->dry = false;
 	p->misplaced = false;
-	p->all_locks = true;
 	if (ptm_mm_movable(mm))
 		ptm_upper(p);
-	p->all_locks = false;
-	mm_drop_all_locks(mm);
 	mmap_write_unlock(mm);
 }
 
@@ -771,7 +845,7 @@ static bool ptm_init(struct ptm_pass *p, struct mm_struct *mm, int fallback)
 {
 	p->mm = mm;
 	p->fallback = fallback;
-	p->all_locks = false;
+	p->nr_locks = 0;
 	p->slots = 0;
 	p->at = NULL;
 	p->nr_at = 0;
@@ -783,10 +857,14 @@ static bool ptm_init(struct ptm_pass *p, struct mm_struct *mm, int fallback)
  * The node for tables that map only what says nothing about the scanning
  * task: where it runs, as for a table it would allocate now. Its preferred
  * node lags: that follows fault statistics that decay over scan periods,
- * which grow to a minute and more once the faults are local.
+ * which grow to a minute and more once the faults are local. None while
+ * @mm runs on CPUs of other nodes too: such tables would follow whichever
+ * thread scanned last, every scan period, and they stay instead.
  */
-static int ptm_task_node(void)
+static int ptm_task_node(struct mm_struct *mm)
 {
+	if (!cpumask_subset(mm_cpumask(mm), cpumask_of_node(numa_node_id())))
+		return NUMA_NO_NODE;
 	return numa_mem_id();
 }
 
@@ -798,7 +876,7 @@ void __pt_migrate_numa_scan(struct mm_struct *mm, unsigned long start,
 	int idx;
 
 	idx = srcu_read_lock(&pt_migration_srcu);
-	if (!READ_ONCE(pt_migration_ready) || !ptm_init(&p, mm, ptm_task_node()))
+	if (!READ_ONCE(pt_migration_ready) || !ptm_init(&p, mm, ptm_task_node(mm)))
 		goto unlock;
 	p.budget = READ_ONCE(pt_migration_batch);
 	if (!mmap_read_trylock(mm))

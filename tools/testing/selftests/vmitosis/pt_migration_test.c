@@ -633,6 +633,76 @@ TEST_F_TIMEOUT(pt_migration, stay_with_data_when_task_moves, 180)
 }
 
 /*
+ * A table that maps only pages whose placement says nothing about this
+ * process (shared memory here) has no node to follow while the process runs
+ * on two nodes at once: it must not follow whichever thread scanned last,
+ * from one scan period to the next. Two threads, on nodes 0 and 1, read a
+ * shared memfd mapping with NUMA balancing on; its table of PTEs may move
+ * at most once while tables are examined many times.
+ */
+static int spanning_stop;
+
+static void *spanning_reader(void *arg)
+{
+	volatile unsigned long *q = arg;
+	unsigned long sink = 0, i;
+
+	while (!__atomic_load_n(&spanning_stop, __ATOMIC_RELAXED))
+		for (i = 0; i < SZ_2M / sizeof(*q); i += 512)
+			sink += q[i];
+	return (void *)sink;
+}
+
+TEST_F_TIMEOUT(pt_migration, shared_tables_stay_when_spanning, 120)
+{
+	int fd, i, node, last, changes = 0, samples = 0;
+	long long scans = vmstat_event("pt_migrate_scan_pte");
+	pthread_t threads[2];
+	char *area, *m;
+
+	ASSERT_EQ(0, write_str("/proc/sys/kernel/numa_balancing", "0"));
+	ASSERT_EQ(0, write_str("/proc/sys/vm/pt_migration", "1"));
+	ASSERT_EQ(0, pin_node(0));
+	fd = memfd_create("vmitosis-spanning", 0);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, SZ_2M));
+	area = mmap(NULL, 2 * SZ_2M, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, area);
+	m = (char *)(((unsigned long)area + SZ_2M - 1) & ~(SZ_2M - 1));
+	ASSERT_EQ(m, mmap(m, SZ_2M, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0));
+	for (i = 0; i < 512; i++)
+		m[i * 4096] = 1;
+	last = pte_table_node(getpid(), (unsigned long)m);
+	ASSERT_EQ(0, last);
+
+	/* Threads take the CPUs of the thread that creates them. */
+	ASSERT_EQ(0, pthread_create(&threads[0], NULL, spanning_reader, m));
+	ASSERT_EQ(0, pin_node(1));
+	ASSERT_EQ(0, pthread_create(&threads[1], NULL, spanning_reader, m));
+	ASSERT_EQ(0, pin_node(0));
+	ASSERT_EQ(0, write_str("/proc/sys/kernel/numa_balancing", "1"));
+	for (samples = 0; samples < 100; samples++) {
+		usleep(200 * 1000);
+		node = pte_table_node(getpid(), (unsigned long)m);
+		if (node >= 0 && node != last) {
+			changes++;
+			last = node;
+		}
+	}
+	ASSERT_EQ(0, write_str("/proc/sys/kernel/numa_balancing", "0"));
+	__atomic_store_n(&spanning_stop, 1, __ATOMIC_RELAXED);
+	pthread_join(threads[0], NULL);
+	pthread_join(threads[1], NULL);
+	scans = vmstat_event("pt_migrate_scan_pte") - scans;
+	TH_LOG("the shared table changed node %d times in 20 s; tables examined %lld times",
+	       changes, scans);
+	EXPECT_LE(10, scans);
+	EXPECT_GE(1, changes);
+	munmap(m, SZ_2M);
+	close(fd);
+}
+
+/*
  * move_pages(2) of one page examines the table of PTEs that maps it (and
  * the upper tables above it), not every table of the process: the work
  * grows with what moved, not with the process.
