@@ -6,6 +6,7 @@
 
 mkdir -p "$OUT"
 log=$OUT/test.log
+run_start=$(date +%s)
 : > "$log"
 NODES=${NODES:-4}
 emit() { echo "$*" | tee -a "$log"; }
@@ -93,6 +94,7 @@ fi
 # and the debug pass: the debug kernel (lockdep, KASAN, KFENCE, DEBUG_VM, page_table_check)
 # as host and as guests, every vMitosis feature on, the project's tests and the upstream lists.
 retries=0
+boots=	# "TAG:SECONDS[:dN]" per boot, N the deaths, for the run history below
 share=$BUILD/test-share
 # What killed an emulated host, in a few lines of its console (CI keeps only the output's end):
 # the first report, where it was, what the test runner was doing, and a silent triple fault.
@@ -150,6 +152,7 @@ boot() {	# boot TAG VARIANT APPEND ARGS...: run vmitosis-run-tests ARGS in one L
 		emit "# $tag: consoles of guests that timed out or died: out/guest-consoles-$tag/"
 	fi
 	say "$tag: $(( $(date +%s) - t0 )) s"
+	boots="$boots $tag:$(( $(date +%s) - t0 ))s$( [ $attempt -eq 1 ] || echo ":d$((attempt - 1))")"
 	return 0
 }
 start=$(date +%s)
@@ -195,4 +198,21 @@ skip=$(grep -E '^ok ' "$log" | grep -ciE '# SKIP' || true)
 fail=$(grep -cE '^not ok ' "$log" || true)
 pass=$(( pass - skip ))
 echo "$pass passed, $fail failed, $skip skipped" | tee -a "$log"
+
+# The run history of this machine, kept outside the clone (next to the ccache) so that runs from
+# fresh clones, CI's among them, add up: one line per run, and how many runs in a row the emulated
+# host has now lived through (README: "The test bed").
+history=${VMITOSIS_HISTORY:-$HOME/.cache/vmitosis/test-runs.txt}
+if mkdir -p "$(dirname "$history")" 2>/dev/null; then
+	kvm=$(sed -n 's/^# kvm_amd: //p' "$OUT/test-vm-main.log" 2>/dev/null | head -n1)
+	printf '%s commit=%s qemu=%s %s debug_pass=%s retries=%s result=%s/%s/%s minutes=%s boots=%s\n' \
+		"$(date -u +%FT%TZ)" "$(git -C "$TOP" rev-parse --short HEAD 2>/dev/null || echo none)" \
+		"$(qemu-system-x86_64 --version | sed -n '1s/.*version \([^ ]*\).*/\1/p')" \
+		"${kvm:-kvm_amd=unknown}" "${DEBUG_PASS:-1}" "$retries" "$pass" "$fail" "$skip" \
+		"$(( ($(date +%s) - run_start) / 60 ))" "$(echo $boots | tr ' ' ',')" >> "$history"
+	streak=$(awk '{ r = 0; for (i = 1; i <= NF; i++) if ($i ~ /^retries=/) r = substr($i, 9) + 0
+		n = (r == 0 && $0 !~ /:d[0-9]/) ? n + 1 : 0 } END { print n + 0 }' "$history")
+	echo "# run history: $history, $(wc -l < "$history") runs; the last $streak in a row without a death of the emulated host" |
+		tee -a "$log"
+fi
 [ "$fail" -eq 0 ]

@@ -28,8 +28,8 @@
 
 #define pr_fmt(fmt) "pt_migration: " fmt
 
-#include <linux/hugetlb.h>
 #include <linux/compat.h>
+#include <linux/hugetlb.h>
 #include <linux/init.h>
 #include <linux/memcontrol.h>
 #include <linux/memory-tiers.h>
@@ -39,6 +39,7 @@
 #include <linux/pgtable.h>
 #include <linux/pt_migrate.h>
 #include <linux/rcupdate.h>
+#include <linux/rmap.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
