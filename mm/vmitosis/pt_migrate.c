@@ -426,7 +426,7 @@ static unsigned long ptm_leaf_range(struct ptm_pass *p, unsigned long start,
 				    unsigned long end)
 {
 	struct mm_struct *mm = p->mm;
-	unsigned long addr = start & PMD_MASK, last = -1UL;
+	unsigned long addr = start & PMD_MASK, last = -1UL, vend;
 	struct vm_area_struct *vma;
 	struct vma_iterator vmi;
 
@@ -434,7 +434,9 @@ static unsigned long ptm_leaf_range(struct ptm_pass *p, unsigned long start,
 	for_each_vma_range(vmi, vma, end) {
 		if (is_vm_hugetlb_page(vma))
 			continue;
-		for (addr = max(addr, vma->vm_start & PMD_MASK); addr < vma->vm_end;
+		/* Not past @end: move_pages(2) asks for one PMD's worth. */
+		vend = min(vma->vm_end, end);
+		for (addr = max(addr, vma->vm_start & PMD_MASK); addr < vend;
 		     addr += PMD_SIZE) {
 			pgd_t *pgd;
 			p4d_t *p4d;
