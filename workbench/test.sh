@@ -208,7 +208,7 @@ if mkdir -p "$(dirname "$history")" 2>/dev/null; then
 	printf '%s commit=%s qemu=%s %s debug_pass=%s retries=%s result=%s/%s/%s minutes=%s boots=%s\n' \
 		"$(date -u +%FT%TZ)" "$(git -C "$TOP" rev-parse --short HEAD 2>/dev/null || echo none)" \
 		"$(qemu-system-x86_64 --version | sed -n '1s/.*version \([^ ]*\).*/\1/p')" \
-		"${kvm:-kvm_amd=unknown}" "${DEBUG_PASS:-1}" "$retries" "$pass" "$fail" "$skip" \
+		"${kvm:-kvm_amd=unknown}" "${DEBUG_PASS:-0}" "$retries" "$pass" "$fail" "$skip" \
 		"$(( ($(date +%s) - run_start) / 60 ))" "$(echo $boots | tr ' ' ',')" >> "$history"
 	streak=$(awk '{ r = 0; for (i = 1; i <= NF; i++) if ($i ~ /^retries=/) r = substr($i, 9) + 0
 		n = (r == 0 && $0 !~ /:d[0-9]/) ? n + 1 : 0 } END { print n + 0 }' "$history")
