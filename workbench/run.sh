@@ -21,7 +21,7 @@ if [ -z "${RUNS:-}" ]; then
 	for g in visible oblivious; do
 		for w in gups-4k memcached; do RUNS="$RUNS thin-migrated.$g.$w.ept-migration"; done
 	done
-	for c in gpt-migration gpt-ept-migration; do
+	for c in gpt-migration gpt-migration+ept-migration; do
 		for w in gups-4k memcached; do RUNS="$RUNS thin-migrated.visible.$w.$c"; done
 		RUNS="$RUNS thin-migrated.oblivious.gups-4k.$c"
 	done
