@@ -400,7 +400,16 @@ static void ptm_pte_table(struct ptm_pass *p, pmd_t *pmdp, unsigned long addr)
 	/* The entries must be visible before the table is, as in pmd_install(). */
 	smp_wmb();
 	pmd_populate(mm, pmdp, ptdesc_page(nptd));
-	flush_tlb_mm_range(mm, addr, addr + PMD_SIZE, PAGE_SHIFT, true);
+	/*
+	 * The entries are the same, only the table moved: the TLB entries
+	 * they gave stay right, and what must go is the paging-structure
+	 * cache entry that leads to the old table. INVLPG of one address
+	 * the table maps drops it, as pmd_free_pte_page() relies on; so one
+	 * page, not the 2 MiB range, which is past
+	 * tlb_single_page_flush_ceiling: a flush of the whole mm per table.
+	 * freed_tables, so that lazy-TLB CPUs drop theirs too.
+	 */
+	flush_tlb_mm_range(mm, addr, addr + PAGE_SIZE, PAGE_SHIFT, true);
 	ptm_retire_copy(new, old);
 
 	if (nptl != ptl && nptl != pml)
