@@ -645,12 +645,12 @@ static int spanning_stop;
 
 static void *spanning_reader(void *arg)
 {
-	volatile unsigned long *q = arg;
+	unsigned long *q = arg;
 	unsigned long sink = 0, i;
 
 	while (!__atomic_load_n(&spanning_stop, __ATOMIC_RELAXED))
 		for (i = 0; i < SZ_2M / sizeof(*q); i += 512)
-			sink += q[i];
+			sink += __atomic_load_n(&q[i], __ATOMIC_RELAXED);
 	return (void *)sink;
 }
 
