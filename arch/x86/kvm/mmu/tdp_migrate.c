@@ -107,10 +107,13 @@ MODULE_PARM_DESC(ept_migration_linger,
 /* Moves finished with one TLB flush. */
 #define TDP_MIGRATE_FLUSH_BATCH	64
 /*
- * SPTEs read per hold of mmu_lock, about 64 leaf tables (an upper table
- * costs its own entries plus those of each child it weighs).
+ * SPTEs read per hold of mmu_lock, about 64 leaf tables: every step of the
+ * iterator counts, huge-page leaves and empty entries included, and so do
+ * the entries a table's weighing reads.
  */
 #define TDP_MIGRATE_SCAN_BATCH	(64 * SPTE_ENT_PER_PAGE)
+/* SPTEs that weighing one upper table may read in its children. */
+#define TDP_MIGRATE_WEIGH_MAX	(16 * SPTE_ENT_PER_PAGE)
 
 struct tdp_migrate_pair {
 	struct kvm_mmu_page *old_sp;
@@ -129,6 +132,7 @@ struct kvm_tdp_migrate {
 	unsigned int linger;
 	int *node_count;		/* nr_node_ids, under @lock */
 	unsigned int reads;		/* SPTEs read in this hold of mmu_lock */
+	unsigned int weigh_left;	/* child SPTEs the weighing may still read */
 	struct tdp_migrate_pair pending[TDP_MIGRATE_FLUSH_BATCH];
 	int nr_pending;
 
@@ -143,6 +147,7 @@ struct kvm_tdp_migrate {
 	u64 flushes;
 	u64 max_hold_ns;
 	u64 last_hold_ns;
+	u64 max_hold_reads;
 };
 
 /*
@@ -166,22 +171,31 @@ static int sp_nid(struct kvm_mmu_page *sp)
 	return page_to_nid(virt_to_page(sp->spt));
 }
 
-static unsigned int tdp_present_entries(struct kvm_tdp_migrate *m, struct kvm_mmu_page *sp)
+/*
+ * Whether the child table @sp maps anything: 1 or 0. Its first present
+ * entry ends the look; past the weighing's cap, a child counts as mapping
+ * something without a look, so that weighing a table reads a bounded number
+ * of SPTEs (a table of 512 emptied children would cost 512 x 512).
+ */
+static unsigned int tdp_child_weight(struct kvm_tdp_migrate *m, struct kvm_mmu_page *sp)
 {
-	unsigned int i, n = 0;
+	unsigned int i;
 
-	m->reads += SPTE_ENT_PER_PAGE;
-	for (i = 0; i < SPTE_ENT_PER_PAGE; i++)
-		n += is_shadow_present_pte(kvm_tdp_mmu_read_spte((tdp_ptep_t)(sp->spt + i)));
-	return n;
+	for (i = 0; i < SPTE_ENT_PER_PAGE && m->weigh_left; i++) {
+		m->weigh_left--;
+		m->reads++;
+		if (is_shadow_present_pte(kvm_tdp_mmu_read_spte((tdp_ptep_t)(sp->spt + i))))
+			return 1;
+	}
+	return i == SPTE_ENT_PER_PAGE ? 0 : 1;
 }
 
 /*
  * The node holding most of what @sp maps. A leaf table counts its mapped
- * pages by node. An upper table counts its child tables, each weighed by its
- * present entries, so that tables emptied by a zap do not hold their parents
- * back, and its huge-page leaves as full tables. Ties and tables that map
- * nothing keep the current node, so tables do not ping-pong.
+ * pages by node. An upper table counts its huge-page leaves and its child
+ * tables that map something (tdp_child_weight()), so that tables emptied by
+ * a zap do not hold their parents back. Ties and tables that map nothing
+ * keep the current node, so tables do not ping-pong.
  */
 static int tdp_target_node(struct kvm_tdp_migrate *m, struct kvm_mmu_page *sp)
 {
@@ -189,6 +203,7 @@ static int tdp_target_node(struct kvm_tdp_migrate *m, struct kvm_mmu_page *sp)
 
 	memset(m->node_count, 0, nr_node_ids * sizeof(*m->node_count));
 	m->reads += SPTE_ENT_PER_PAGE;
+	m->weigh_left = TDP_MIGRATE_WEIGH_MAX;
 	for (i = 0; i < SPTE_ENT_PER_PAGE; i++) {
 		u64 spte = kvm_tdp_mmu_read_spte((tdp_ptep_t)(sp->spt + i));
 		unsigned int weight = 1;
@@ -201,9 +216,8 @@ static int tdp_target_node(struct kvm_tdp_migrate *m, struct kvm_mmu_page *sp)
 			nid = page_nid(spte_to_pfn(spte));
 		if (nid == NUMA_NO_NODE)
 			continue;
-		if (level > PG_LEVEL_4K)
-			weight = is_last_spte(spte, level) ? SPTE_ENT_PER_PAGE :
-				 tdp_present_entries(m, spte_to_child_sp(spte));
+		if (level > PG_LEVEL_4K && !is_last_spte(spte, level))
+			weight = tdp_child_weight(m, spte_to_child_sp(spte));
 		m->node_count[nid] += weight;
 	}
 	for_each_node(nid)
@@ -449,13 +463,15 @@ static void tdp_migrate_hold_end(struct kvm_tdp_migrate *m, u64 start)
 {
 	m->last_hold_ns = ktime_get_ns() - start;
 	m->max_hold_ns = max(m->max_hold_ns, m->last_hold_ns);
+	m->max_hold_reads = max_t(u64, m->max_hold_reads, m->reads);
 }
 
 /*
  * Move the misplaced tables of @level under @root. mmu_lock is dropped after
- * every TDP_MIGRATE_SCAN_BATCH SPTEs read, once the moves made under it are
- * flushed, and the walk resumes at the next GFN. Returns how much of @budget
- * is left.
+ * TDP_MIGRATE_SCAN_BATCH SPTEs read, or earlier when the CPU or the lock is
+ * wanted (once past @start, so that the walk progresses), once the
+ * moves made under it are flushed; the walk resumes at the GFN it stopped
+ * at. Returns how much of @budget is left.
  */
 static unsigned int tdp_migrate_level(struct kvm_tdp_migrate *m, struct kvm_mmu_page *root,
 				      int level, unsigned int budget)
@@ -482,10 +498,13 @@ static unsigned int tdp_migrate_level(struct kvm_tdp_migrate *m, struct kvm_mmu_
 			struct kvm_mmu_page *sp;
 			int nid;
 
-			if (m->reads >= TDP_MIGRATE_SCAN_BATCH) {
+			if (m->reads >= TDP_MIGRATE_SCAN_BATCH ||
+			    (iter.gfn > start &&
+			     (need_resched() || rwlock_needbreak(&kvm->mmu_lock)))) {
 				next = iter.gfn;
 				break;
 			}
+			m->reads++;
 			if (iter.level != level + 1 || !is_shadow_present_pte(iter.old_spte) ||
 			    is_last_spte(iter.old_spte, iter.level))
 				continue;
@@ -805,6 +824,7 @@ static int tdp_migrate_show(struct seq_file *s, void *v)
 	seq_printf(s, "alloc_failed %llu\nflushes %llu\n", m->alloc_failed, m->flushes);
 	seq_printf(s, "max_lock_hold_ns %llu\nlast_lock_hold_ns %llu\n",
 		   m->max_hold_ns, m->last_hold_ns);
+	seq_printf(s, "max_lock_hold_reads %llu\n", m->max_hold_reads);
 	mutex_unlock(&m->lock);
 	return 0;
 }
