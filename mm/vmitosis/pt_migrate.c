@@ -47,6 +47,7 @@
 #include <linux/sysctl.h>
 #include <linux/userfaultfd_k.h>
 #include <linux/vmstat.h>
+#include <linux/xarray.h>
 #include <linux/pgalloc.h>
 #include <asm/tlbflush.h>
 
@@ -85,7 +86,9 @@ struct ptm_pass {
 	unsigned long slots;	/* PMD entries looked at */
 	bool dry;		/* upper levels: only find out if one would move */
 	bool misplaced;		/* dry: an upper table would move */
-	unsigned int *votes;	/* [nr_node_ids] */
+	unsigned long *votes;	/* [nr_node_ids] */
+	unsigned long weight;	/* the votes cast, for a table's own weight */
+	struct xarray weights;	/* upper tables weighed by this pass */
 	struct rw_semaphore *locks[PTM_MAX_LOCKS];	/* rmap locks held */
 	int nr_locks;
 	unsigned long *at;	/* upper levels: only above these, sorted */
@@ -100,6 +103,7 @@ static void ptm_count(int level, bool moved)
 static void ptm_clear_votes(struct ptm_pass *p)
 {
 	memset(p->votes, 0, nr_node_ids * sizeof(*p->votes));
+	p->weight = 0;
 }
 
 /*
@@ -122,10 +126,47 @@ static int ptm_page_vote(struct ptm_pass *p, unsigned long pfn)
 	return folio_nid(folio);
 }
 
+static void ptm_vote_n(struct ptm_pass *p, int nid, unsigned long weight)
+{
+	p->weight += weight;
+	if (nid != NUMA_NO_NODE)
+		p->votes[nid] += weight;
+}
+
 static void ptm_vote(struct ptm_pass *p, int nid)
 {
-	if (nid != NUMA_NO_NODE)
-		p->votes[nid]++;
+	ptm_vote_n(p, nid, 1);
+}
+
+/*
+ * Above the tables of PMDs, a child votes with what it maps, counted in
+ * PMD entries (2 MiB each): the tables of a 256 MiB region outvote those
+ * of a stack of a few pages, where one vote per child table is a tie that
+ * keeps the PGD, which every walk reads, with the stack. The pass records
+ * the weight of each upper table it has voted on, bottom up, keyed by
+ * level and span; a table it has not weighed (move_pages(2) examines only
+ * some) weighs one entry, and so does every table when the record cannot
+ * be allocated. The record costs no extra read of any table.
+ */
+static unsigned long ptm_weight_key(int level, unsigned long addr)
+{
+	unsigned long span = level == PTM_PMD ? PUD_SHIFT :
+			     level == PTM_PUD ? P4D_SHIFT : PGDIR_SHIFT;
+
+	return (addr >> span) << 2 | (level - PTM_PMD);
+}
+
+static void ptm_weigh(struct ptm_pass *p, int level, unsigned long addr)
+{
+	xa_store(&p->weights, ptm_weight_key(level, addr),
+		 xa_mk_value(min(p->weight, LONG_MAX >> 1)), GFP_KERNEL);
+}
+
+static unsigned long ptm_weight(struct ptm_pass *p, int level, unsigned long addr)
+{
+	void *w = xa_load(&p->weights, ptm_weight_key(level, addr));
+
+	return w ? max(xa_to_value(w), 1UL) : 1;
 }
 
 /*
@@ -136,7 +177,7 @@ static void ptm_vote(struct ptm_pass *p, int nid)
  */
 static int ptm_pick(struct ptm_pass *p, int cur)
 {
-	unsigned int best = 0;
+	unsigned long best = 0;
 	int nid, to = NUMA_NO_NODE;
 
 	for_each_node_state(nid, N_MEMORY) {
@@ -583,6 +624,7 @@ static void ptm_pmd_table(struct ptm_pass *p, pud_t *pudp, unsigned long addr)
 		else if (!pmd_devmap(entry))
 			ptm_vote(p, ptm_page_vote(p, pmd_pfn(entry)));
 	}
+	ptm_weigh(p, PTM_PMD, addr);
 	if (!ptm_decide(p, old, &from, &to))
 		return;
 
@@ -647,10 +689,12 @@ static void ptm_pud_table(struct ptm_pass *p, p4d_t *p4dp, unsigned long addr)
 		if (!pud_present(entry))
 			continue;
 		if (!pud_leaf(entry))
-			ptm_vote(p, page_to_nid(virt_to_page(pud_pgtable(entry))));
+			ptm_vote_n(p, page_to_nid(virt_to_page(pud_pgtable(entry))),
+				   ptm_weight(p, PTM_PMD, addr + i * PUD_SIZE));
 		else if (!pud_devmap(entry))
-			ptm_vote(p, ptm_page_vote(p, pud_pfn(entry)));
+			ptm_vote_n(p, ptm_page_vote(p, pud_pfn(entry)), PTRS_PER_PMD);
 	}
+	ptm_weigh(p, PTM_PUD, addr);
 	if (!ptm_decide(p, old, &from, &to))
 		return;
 
@@ -678,8 +722,10 @@ static void ptm_p4d_table(struct ptm_pass *p, pgd_t *pgdp, unsigned long addr)
 		p4d_t entry = p4dp_get(old + i);
 
 		if (p4d_present(entry) && !p4d_bad(entry))
-			ptm_vote(p, page_to_nid(virt_to_page(p4d_pgtable(entry))));
+			ptm_vote_n(p, page_to_nid(virt_to_page(p4d_pgtable(entry))),
+				   ptm_weight(p, PTM_PUD, addr + i * P4D_SIZE));
 	}
+	ptm_weigh(p, PTM_P4D, addr);
 	if (!ptm_decide(p, old, &from, &to))
 		return;
 
@@ -707,13 +753,15 @@ static void ptm_pgd(struct ptm_pass *p)
 			continue;
 		/* The children: P4D tables, or with 4-level paging PUD tables. */
 		if (pgtable_l5_enabled()) {
-			ptm_vote(p, page_to_nid(virt_to_page(pgd_page_vaddr(*pgd))));
+			ptm_vote_n(p, page_to_nid(virt_to_page(pgd_page_vaddr(*pgd))),
+				   ptm_weight(p, PTM_P4D, addr));
 			continue;
 		}
 		p4d = p4d_offset(pgd, addr);
 		if (p4d_none(*p4d) || p4d_bad(*p4d))
 			continue;
-		ptm_vote(p, page_to_nid(virt_to_page(p4d_pgtable(*p4d))));
+		ptm_vote_n(p, page_to_nid(virt_to_page(p4d_pgtable(*p4d))),
+			   ptm_weight(p, PTM_PUD, addr));
 	}
 	if (!ptm_decide(p, mm->pgd, &from, &to))
 		return;
@@ -836,6 +884,7 @@ static void ptm_upper_pass(struct ptm_pass *p, bool wait)
 	if (ptm_mm_movable(mm))
 		ptm_upper(p);
 	mmap_read_unlock(mm);
+	xa_destroy(&p->weights);
 	if (!p->misplaced)
 		return;
 
@@ -851,6 +900,7 @@ static void ptm_upper_pass(struct ptm_pass *p, bool wait)
 	if (ptm_mm_movable(mm))
 		ptm_upper(p);
 	mmap_write_unlock(mm);
+	xa_destroy(&p->weights);
 }
 
 static bool ptm_init(struct ptm_pass *p, struct mm_struct *mm, int fallback)
@@ -861,6 +911,7 @@ static bool ptm_init(struct ptm_pass *p, struct mm_struct *mm, int fallback)
 	p->slots = 0;
 	p->at = NULL;
 	p->nr_at = 0;
+	xa_init(&p->weights);
 	p->votes = kcalloc(nr_node_ids, sizeof(*p->votes), GFP_KERNEL);
 	return p->votes;
 }

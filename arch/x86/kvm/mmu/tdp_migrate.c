@@ -109,11 +109,11 @@ MODULE_PARM_DESC(ept_migration_linger,
 /*
  * SPTEs read per hold of mmu_lock, about 64 leaf tables: every step of the
  * iterator counts, huge-page leaves and empty entries included, and so do
- * the entries a table's weighing reads.
+ * the entries a table's weighing reads (at most 512 + 512 x 32).
  */
 #define TDP_MIGRATE_SCAN_BATCH	(64 * SPTE_ENT_PER_PAGE)
-/* SPTEs that weighing one upper table may read in its children. */
-#define TDP_MIGRATE_WEIGH_MAX	(16 * SPTE_ENT_PER_PAGE)
+/* Weighing a child table reads one SPTE in this many. */
+#define TDP_MIGRATE_WEIGH_STRIDE	16
 
 struct tdp_migrate_pair {
 	struct kvm_mmu_page *old_sp;
@@ -132,7 +132,6 @@ struct kvm_tdp_migrate {
 	unsigned int linger;
 	int *node_count;		/* nr_node_ids, under @lock */
 	unsigned int reads;		/* SPTEs read in this hold of mmu_lock */
-	unsigned int weigh_left;	/* child SPTEs the weighing may still read */
 	struct tdp_migrate_pair pending[TDP_MIGRATE_FLUSH_BATCH];
 	int nr_pending;
 
@@ -172,30 +171,31 @@ static int sp_nid(struct kvm_mmu_page *sp)
 }
 
 /*
- * Whether the child table @sp maps anything: 1 or 0. Its first present
- * entry ends the look; past the weighing's cap, a child counts as mapping
- * something without a look, so that weighing a table reads a bounded number
- * of SPTEs (a table of 512 emptied children would cost 512 x 512).
+ * About how many entries the child table @sp has present: one in
+ * TDP_MIGRATE_WEIGH_STRIDE is read, so that weighing an upper table reads
+ * at most 512 x 32 SPTEs of its children, not 512 x 512. A child whose
+ * sampled entries are all empty, a table emptied by a zap whose memory has
+ * not been touched since, say, weighs nothing.
  */
 static unsigned int tdp_child_weight(struct kvm_tdp_migrate *m, struct kvm_mmu_page *sp)
 {
-	unsigned int i;
+	unsigned int i, n = 0;
 
-	for (i = 0; i < SPTE_ENT_PER_PAGE && m->weigh_left; i++) {
-		m->weigh_left--;
+	for (i = 0; i < SPTE_ENT_PER_PAGE; i += TDP_MIGRATE_WEIGH_STRIDE) {
 		m->reads++;
-		if (is_shadow_present_pte(kvm_tdp_mmu_read_spte((tdp_ptep_t)(sp->spt + i))))
-			return 1;
+		n += is_shadow_present_pte(kvm_tdp_mmu_read_spte((tdp_ptep_t)(sp->spt + i)));
 	}
-	return i == SPTE_ENT_PER_PAGE ? 0 : 1;
+	return n * TDP_MIGRATE_WEIGH_STRIDE;
 }
 
 /*
  * The node holding most of what @sp maps. A leaf table counts its mapped
- * pages by node. An upper table counts its huge-page leaves and its child
- * tables that map something (tdp_child_weight()), so that tables emptied by
- * a zap do not hold their parents back. Ties and tables that map nothing
- * keep the current node, so tables do not ping-pong.
+ * pages by node. An upper table counts its child tables, each weighed by
+ * about how many entries it has present (tdp_child_weight()), so that a
+ * table that maps 256 MiB outvotes one that maps a page and tables emptied
+ * by a zap do not hold their parents back, and its huge-page leaves as full
+ * tables. Ties and tables that map nothing keep the current node, so tables
+ * do not ping-pong.
  */
 static int tdp_target_node(struct kvm_tdp_migrate *m, struct kvm_mmu_page *sp)
 {
@@ -203,7 +203,6 @@ static int tdp_target_node(struct kvm_tdp_migrate *m, struct kvm_mmu_page *sp)
 
 	memset(m->node_count, 0, nr_node_ids * sizeof(*m->node_count));
 	m->reads += SPTE_ENT_PER_PAGE;
-	m->weigh_left = TDP_MIGRATE_WEIGH_MAX;
 	for (i = 0; i < SPTE_ENT_PER_PAGE; i++) {
 		u64 spte = kvm_tdp_mmu_read_spte((tdp_ptep_t)(sp->spt + i));
 		unsigned int weight = 1;
@@ -216,8 +215,9 @@ static int tdp_target_node(struct kvm_tdp_migrate *m, struct kvm_mmu_page *sp)
 			nid = page_nid(spte_to_pfn(spte));
 		if (nid == NUMA_NO_NODE)
 			continue;
-		if (level > PG_LEVEL_4K && !is_last_spte(spte, level))
-			weight = tdp_child_weight(m, spte_to_child_sp(spte));
+		if (level > PG_LEVEL_4K)
+			weight = is_last_spte(spte, level) ? SPTE_ENT_PER_PAGE :
+				 tdp_child_weight(m, spte_to_child_sp(spte));
 		m->node_count[nid] += weight;
 	}
 	for_each_node(nid)

@@ -446,6 +446,88 @@ TEST_F_TIMEOUT(vm, unmap_while_roots_move, 300)
 }
 
 /*
+ * Most SPTEs one hold of mmu_lock may read (tdp_migrate.c): a batch of 64
+ * leaf tables' worth of iterator steps, plus the weighing of the table met
+ * at its end (512 entries and 32 of each of its 512 children).
+ */
+#define HOLD_READS_MAX	(64 * 512 + 512 + 512 * 32)
+
+/*
+ * The tables of a 256 MiB slot, mapped by 4K pages (shared memory) or by
+ * 2M pages (THP), follow the memory to node 1 in passes whose every hold
+ * of mmu_lock reads a bounded number of SPTEs: a hold ends after so many
+ * iterator steps, over empty entries and huge-page leaves too, and not
+ * after so many tables, or a THP-backed VM would pass its whole address
+ * space in one hold. Logs the longest hold, in SPTEs and in time.
+ */
+static void hold_bounded(struct __test_metadata *_metadata, struct rm_vm *v, int thp)
+{
+	struct kvm_userspace_memory_region region = {
+		.slot = 1, .guest_phys_addr = BIG_GPA, .memory_size = BIG_SIZE,
+	};
+	struct kvm_pre_fault_memory pre = { .gpa = BIG_GPA, .size = BIG_SIZE };
+	long long reads, ns, huge;
+	int i, total = 0, on = 0;
+	char *mem, *aligned;
+
+	mem = mmap(NULL, BIG_SIZE + (2UL << 20), PROT_READ | PROT_WRITE,
+		   (thp ? MAP_PRIVATE : MAP_SHARED) | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	aligned = (char *)(((unsigned long)mem + (2UL << 20) - 1) & ~((2UL << 20) - 1));
+	if (thp)
+		ASSERT_EQ(0, madvise(aligned, BIG_SIZE, MADV_HUGEPAGE));
+	memset(aligned, 0x33, BIG_SIZE);
+	region.userspace_addr = (unsigned long)aligned;
+	ASSERT_EQ(0, ioctl(v->vm, KVM_SET_USER_MEMORY_REGION, &region));
+	/* Tables move when this test asks, not when kicked. */
+	ASSERT_EQ(0, write_str(PERIOD, "60000"));
+	ASSERT_EQ(0, write_str(PARAM, "1"));
+	while (pre.size)
+		ASSERT_TRUE(!ioctl(v->vcpu, KVM_PRE_FAULT_MEMORY, &pre) ||
+			    errno == EINTR || errno == EAGAIN) TH_LOG("pre-fault: %m");
+	huge = vm_stat(v->vm, "pages_2m");
+	TH_LOG("%s: %lld 4K and %lld 2M mappings", thp ? "THP" : "4K",
+	       vm_stat(v->vm, "pages_4k"), huge);
+	if (thp)
+		ASSERT_LE(BIG_SIZE >> 22, huge);	/* half of the slot at least */
+
+	/* The memory moves; faulting it in again maps it from node 1. */
+	ASSERT_EQ(0, move_vm(v, 0, 1));
+	pre.gpa = BIG_GPA;
+	pre.size = BIG_SIZE;
+	while (pre.size)
+		ASSERT_TRUE(!ioctl(v->vcpu, KVM_PRE_FAULT_MEMORY, &pre) ||
+			    errno == EINTR || errno == EAGAIN) TH_LOG("pre-fault: %m");
+	for (i = 0; i < 20; i++) {
+		ASSERT_EQ(0, migrate_tables_now(v));
+		on = tables_on(v, 1, &total);
+		if (on == total)
+			break;
+	}
+	reads = migrate_stat(v, "max_lock_hold_reads");
+	ns = migrate_stat(v, "max_lock_hold_ns");
+	TH_LOG("%d of %d tables on node 1 after %d passes", on, total, i + 1);
+	TH_LOG("longest hold of mmu_lock: %lld SPTEs read, %lld us", reads, ns / 1000);
+	EXPECT_EQ(total, on);
+	EXPECT_LT(0, reads);
+	EXPECT_GE(HOLD_READS_MAX, reads);
+	/* Copied, not zapped: the guest still runs on its memory. */
+	EXPECT_EQ(KVM_EXIT_HLT, rm_vm_run(v));
+	EXPECT_EQ(0, check(v));
+	munmap(mem, BIG_SIZE + (2UL << 20));
+}
+
+TEST_F_TIMEOUT(vm, hold_bounded_4k, 240)
+{
+	hold_bounded(_metadata, &self->v, 0);
+}
+
+TEST_F_TIMEOUT(vm, hold_bounded_thp, 240)
+{
+	hold_bounded(_metadata, &self->v, 1);
+}
+
+/*
  * VMs closed while their tables move: each closes right after its memory
  * moved, when the worker is moving tables and flushing the vCPUs' TLBs.
  * The worker must stop before the vCPUs are freed (the debug pass's KASAN
