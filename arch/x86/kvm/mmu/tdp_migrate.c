@@ -6,12 +6,14 @@
  * When guest memory moves (NUMA balancing of the VMM, migrate_pages(2)), the
  * MMU notifier zaps the leaf SPTEs that mapped it and the vCPUs refault them,
  * but the table pages themselves stay where they were first allocated. With
- * kvm.ept_migration on, every invalidation kicks a per-VM worker that scans
- * the TDP tables bottom-up (leaf tables first, the root last) and moves each
- * table page to the node holding most of what it maps: for a leaf table the
- * pages its SPTEs point to, for an upper table its child tables. Each period
- * moves a bounded batch, and reads at most about 64 tables' worth of SPTEs
- * per hold of mmu_lock.
+ * kvm.ept_migration on, every invalidation notes the GiB ranges it touched
+ * and kicks a per-VM worker that scans the TDP tables of those ranges
+ * bottom-up (leaf tables first, the root last) and moves each table page to
+ * the node holding most of what it maps: for a leaf table the pages its
+ * SPTEs point to, for an upper table its child tables. Each period moves a
+ * bounded batch, the next one resuming where it stopped, and reads at most
+ * about 64 tables' worth of SPTEs per hold of mmu_lock: a pass costs what
+ * changed, not the size of the VM.
  *
  * A move copies; it never zaps. Under mmu_lock held for write, which excludes
  * every fault, zap, notifier invalidation, dirty-log and split/collapse path
@@ -114,6 +116,12 @@ MODULE_PARM_DESC(ept_migration_linger,
 #define TDP_MIGRATE_SCAN_BATCH	(64 * SPTE_ENT_PER_PAGE)
 /* Weighing a child table reads one SPTE in this many. */
 #define TDP_MIGRATE_WEIGH_STRIDE	16
+/*
+ * Invalidated guest memory is noted in ranges of 1 GiB of GFNs, 8192 of
+ * them (1 KiB per bitmap): the last range holds everything from 8 TiB up.
+ */
+#define TDP_MIGRATE_RANGE_SHIFT	(30 - PAGE_SHIFT)
+#define TDP_MIGRATE_RANGES	8192
 
 struct tdp_migrate_pair {
 	struct kvm_mmu_page *old_sp;
@@ -132,6 +140,20 @@ struct kvm_tdp_migrate {
 	unsigned int linger;
 	int *node_count;		/* nr_node_ids, under @lock */
 	unsigned int reads;		/* SPTEs read in this hold of mmu_lock */
+	u64 pass_reads;			/* SPTEs read in this pass */
+	/* Ranges invalidated since the last pass: set by kicks, atomically. */
+	DECLARE_BITMAP(changed, TDP_MIGRATE_RANGES);
+	/* Ranges the passes scan until they find nothing to move: under @lock. */
+	DECLARE_BITMAP(todo, TDP_MIGRATE_RANGES);
+	bool scan_all;			/* under @lock: a request to scan it all */
+	/*
+	 * Where the pass that ran out of budget stopped, under @lock: the
+	 * next starts there. The root is compared, never dereferenced: if it
+	 * is gone, the pass starts from the beginning of the next root.
+	 */
+	struct kvm_mmu_page *resume_root;
+	int resume_level;
+	gfn_t resume_gfn;
 	struct tdp_migrate_pair pending[TDP_MIGRATE_FLUSH_BATCH];
 	int nr_pending;
 
@@ -147,6 +169,8 @@ struct kvm_tdp_migrate {
 	u64 max_hold_ns;
 	u64 last_hold_ns;
 	u64 max_hold_reads;
+	u64 reads_total;
+	u64 last_pass_reads;
 };
 
 /*
@@ -464,20 +488,23 @@ static void tdp_migrate_hold_end(struct kvm_tdp_migrate *m, u64 start)
 	m->last_hold_ns = ktime_get_ns() - start;
 	m->max_hold_ns = max(m->max_hold_ns, m->last_hold_ns);
 	m->max_hold_reads = max_t(u64, m->max_hold_reads, m->reads);
+	m->pass_reads += m->reads;
 }
 
 /*
- * Move the misplaced tables of @level under @root. mmu_lock is dropped after
- * TDP_MIGRATE_SCAN_BATCH SPTEs read, or earlier when the CPU or the lock is
- * wanted (once past @start, so that the walk progresses), once the
- * moves made under it are flushed; the walk resumes at the GFN it stopped
- * at. Returns how much of @budget is left.
+ * Move the misplaced tables of @level under @root that map GFNs from *@startp
+ * to @end. mmu_lock is dropped after TDP_MIGRATE_SCAN_BATCH SPTEs read, or
+ * earlier when the CPU or the lock is wanted (once past where the hold began,
+ * so that the walk progresses), once the moves made under it are flushed;
+ * the walk resumes at the GFN it stopped at. Returns how much of @budget is
+ * left, and in *@startp where the walk stopped (@end once done).
  */
 static unsigned int tdp_migrate_level(struct kvm_tdp_migrate *m, struct kvm_mmu_page *root,
-				      int level, unsigned int budget)
+				      int level, gfn_t *startp, gfn_t end,
+				      unsigned int budget)
 {
 	struct kvm *kvm = m->kvm;
-	gfn_t start = 0, end = kvm_mmu_max_gfn() + 1;
+	gfn_t start = *startp;
 	struct tdp_iter iter;
 
 	while (start < end && budget) {
@@ -528,8 +555,11 @@ static unsigned int tdp_migrate_level(struct kvm_tdp_migrate *m, struct kvm_mmu_
 			}
 			if (nid == sp_nid(sp) || !tdp_migrate_child(m, &iter, sp, nid))
 				continue;
-			if (!--budget)
+			if (!--budget) {
+				/* Resume past this table: a sibling is next. */
+				next = iter.gfn + KVM_PAGES_PER_HPAGE(iter.level);
 				break;
+			}
 		}
 		rcu_read_unlock();
 		tdp_migrate_finish(m);
@@ -537,6 +567,47 @@ static unsigned int tdp_migrate_level(struct kvm_tdp_migrate *m, struct kvm_mmu_
 		write_unlock(&kvm->mmu_lock);
 		cond_resched();
 		start = next;
+	}
+	*startp = min(start, end);
+	return budget;
+}
+
+/*
+ * Move the misplaced tables of @level under @root in the ranges to scan, from
+ * GFN @from on: all of guest memory on request, else the ranges invalidated
+ * since they last had nothing to move. A table of @level is met through
+ * the entry above it, which maps KVM_PAGES_PER_HPAGE(@level + 1) GFNs: the
+ * ranges are widened to that and merged, so that each table is looked at
+ * once per pass however many of the ranges it spans changed. Returns how
+ * much of @budget is left, and in *@stop where the walk stopped when none.
+ */
+static unsigned int tdp_migrate_ranges(struct kvm_tdp_migrate *m, struct kvm_mmu_page *root,
+				       int level, gfn_t from, unsigned int budget,
+				       gfn_t *stop)
+{
+	gfn_t max = kvm_mmu_max_gfn() + 1, span = KVM_PAGES_PER_HPAGE(level + 1);
+	unsigned int rs, re;
+
+	if (m->scan_all) {
+		budget = tdp_migrate_level(m, root, level, &from, max, budget);
+		*stop = from;
+		return budget;
+	}
+	for_each_set_bitrange(rs, re, m->todo, TDP_MIGRATE_RANGES) {
+		gfn_t start = round_down((gfn_t)rs << TDP_MIGRATE_RANGE_SHIFT, span);
+		gfn_t end = re == TDP_MIGRATE_RANGES ? max :
+			    (gfn_t)re << TDP_MIGRATE_RANGE_SHIFT;
+
+		end = min(round_up(end, span), max);
+		start = max(start, from);
+		if (start >= end)
+			continue;
+		budget = tdp_migrate_level(m, root, level, &start, end, budget);
+		from = start;
+		if (!budget) {
+			*stop = start;
+			return 0;
+		}
 	}
 	return budget;
 }
@@ -668,7 +739,7 @@ static unsigned int tdp_migrate_pass(struct kvm_tdp_migrate *m, unsigned int bud
 	struct kvm *kvm = m->kvm;
 	unsigned int left = budget;
 	struct mem_cgroup *memcg, *old_memcg;
-	int level;
+	int level, i;
 
 	lockdep_assert_held(&m->lock);
 
@@ -676,11 +747,31 @@ static unsigned int tdp_migrate_pass(struct kvm_tdp_migrate *m, unsigned int bud
 	memcg = get_mem_cgroup_from_mm(kvm->mm);
 	old_memcg = set_active_memcg(memcg);
 
+	m->pass_reads = 0;
+	for (i = 0; i < BITS_TO_LONGS(TDP_MIGRATE_RANGES); i++)
+		m->todo[i] |= xchg(&m->changed[i], 0);
+
 	while ((root = tdp_migrate_next_root(kvm, root))) {
-		for (level = PG_LEVEL_4K; level < root->role.level && left; level++)
-			left = tdp_migrate_level(m, root, level, left);
-		if (!left)
+		gfn_t from = 0, stop = 0;
+
+		level = PG_LEVEL_4K;
+		if (root == m->resume_root) {
+			level = m->resume_level;
+			from = m->resume_gfn;
+		}
+		for (; level < root->role.level && left; level++, from = 0)
+			left = tdp_migrate_ranges(m, root, level, from, left, &stop);
+		if (!left) {
+			/* @level went one past the level that used the budget up. */
+			if (!m->resume_root || m->resume_root == root) {
+				m->resume_root = root;
+				m->resume_level = level - 1;
+				m->resume_gfn = stop;
+			}
 			continue;
+		}
+		if (root == m->resume_root)
+			m->resume_root = NULL;
 
 		if (!tdp_migrate_roots_begin(m))
 			continue;
@@ -709,6 +800,8 @@ static unsigned int tdp_migrate_pass(struct kvm_tdp_migrate *m, unsigned int bud
 	set_active_memcg(old_memcg);
 	mem_cgroup_put(memcg);
 	m->passes++;
+	m->reads_total += m->pass_reads;
+	m->last_pass_reads = m->pass_reads;
 	return budget - left;
 }
 
@@ -727,23 +820,34 @@ static void tdp_migrate_work(struct work_struct *work)
 		return;
 	}
 	moved = tdp_migrate_pass(m, max(READ_ONCE(ept_migration_batch), 1U));
-	/* Keep going while there is work, then a while for refaults to settle. */
+	/*
+	 * Keep going while there is work, then a while for refaults to settle;
+	 * then forget the ranges: a kick notes those it invalidates anew.
+	 */
 	if (moved || m->linger) {
 		if (!moved)
 			m->linger--;
 		queue_delayed_work(system_unbound_wq, &m->work,
 				   msecs_to_jiffies(READ_ONCE(ept_migration_period_ms)));
+	} else {
+		bitmap_zero(m->todo, TDP_MIGRATE_RANGES);
 	}
 	mutex_unlock(&m->lock);
 }
 
-void __kvm_tdp_migrate_kick(struct kvm *kvm)
+void __kvm_tdp_migrate_kick(struct kvm *kvm, gfn_t start, gfn_t end)
 {
 	struct kvm_tdp_migrate *m = kvm->arch.tdp_migrate;
+	unsigned long r, last;
 
 	/* Unlocked: tdp_migrate_work() rechecks @dying under the lock. */
-	if (!m || READ_ONCE(m->dying))
+	if (!m || READ_ONCE(m->dying) || start >= end)
 		return;
+	/* One bit per GiB invalidated; the test keeps the cache line shared. */
+	last = min_t(gfn_t, (end - 1) >> TDP_MIGRATE_RANGE_SHIFT, TDP_MIGRATE_RANGES - 1);
+	for (r = min_t(gfn_t, start >> TDP_MIGRATE_RANGE_SHIFT, last); r <= last; r++)
+		if (!test_bit(r, m->changed))
+			set_bit(r, m->changed);
 	/* Racy on purpose: a kick lost to a concurrent pass only shortens lingering. */
 	WRITE_ONCE(m->linger, READ_ONCE(ept_migration_linger));
 	WRITE_ONCE(m->kicks, m->kicks + 1);
@@ -825,6 +929,9 @@ static int tdp_migrate_show(struct seq_file *s, void *v)
 	seq_printf(s, "max_lock_hold_ns %llu\nlast_lock_hold_ns %llu\n",
 		   m->max_hold_ns, m->last_hold_ns);
 	seq_printf(s, "max_lock_hold_reads %llu\n", m->max_hold_reads);
+	seq_printf(s, "reads %llu\nlast_pass_reads %llu\nranges_to_scan %u\n",
+		   m->reads_total, m->last_pass_reads,
+		   bitmap_weight(m->todo, TDP_MIGRATE_RANGES));
 	mutex_unlock(&m->lock);
 	return 0;
 }
@@ -847,8 +954,11 @@ static ssize_t tdp_migrate_write(struct file *file, const char __user *buf,
 	if (!run)
 		return len;
 	mutex_lock(&m->lock);
+	m->scan_all = true;
+	m->resume_root = NULL;
 	while (tdp_migrate_pass(m, UINT_MAX) && ++passes < 16)
 		cond_resched();
+	m->scan_all = false;
 	mutex_unlock(&m->lock);
 	return len;
 }

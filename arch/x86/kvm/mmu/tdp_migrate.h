@@ -48,18 +48,18 @@ void kvm_tdp_migrate_init(struct kvm *kvm);
 void kvm_tdp_migrate_pre_destroy(struct kvm *kvm);
 void kvm_tdp_migrate_uninit(struct kvm *kvm);
 void kvm_tdp_migrate_create_debugfs(struct kvm *kvm);
-void __kvm_tdp_migrate_kick(struct kvm *kvm);
+void __kvm_tdp_migrate_kick(struct kvm *kvm, gfn_t start, gfn_t end);
 
 /*
- * Guest memory was unmapped or moved (MMU-notifier invalidation: NUMA
- * balancing, migrate_pages(2), reclaim, ...): the TDP tables that map it may
- * now be on the wrong node. Costs a patched-out branch while ept_migration
- * is off.
+ * Guest memory from GFN @start to @end was unmapped or moved (MMU-notifier
+ * invalidation: NUMA balancing, migrate_pages(2), reclaim, ...): the TDP
+ * tables that map it may now be on the wrong node, and the next passes look
+ * at those GFNs. Costs a patched-out branch while ept_migration is off.
  */
-static inline void kvm_tdp_migrate_kick(struct kvm *kvm)
+static inline void kvm_tdp_migrate_kick(struct kvm *kvm, gfn_t start, gfn_t end)
 {
 	if (static_branch_unlikely(&kvm_tdp_migrate_key))
-		__kvm_tdp_migrate_kick(kvm);
+		__kvm_tdp_migrate_kick(kvm, start, end);
 }
 #else
 static inline void kvm_tdp_placement_vcpu_init(struct kvm_vcpu *vcpu) { }
@@ -71,7 +71,7 @@ static inline void kvm_tdp_migrate_init(struct kvm *kvm) { }
 static inline void kvm_tdp_migrate_pre_destroy(struct kvm *kvm) { }
 static inline void kvm_tdp_migrate_uninit(struct kvm *kvm) { }
 static inline void kvm_tdp_migrate_create_debugfs(struct kvm *kvm) { }
-static inline void kvm_tdp_migrate_kick(struct kvm *kvm) { }
+static inline void kvm_tdp_migrate_kick(struct kvm *kvm, gfn_t start, gfn_t end) { }
 #endif
 
 #endif /* __KVM_X86_MMU_TDP_MIGRATE_H */

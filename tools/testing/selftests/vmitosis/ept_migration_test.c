@@ -528,6 +528,65 @@ TEST_F_TIMEOUT(vm, hold_bounded_thp, 240)
 }
 
 /*
+ * A pass costs what changed, not the size of the VM: with 8 slots of 32 MiB,
+ * one per GiB of guest memory (invalidations are noted per GiB), mapped by
+ * 4K pages, the pass that follows the unmap of 2 MiB of one slot reads a
+ * fraction of the SPTEs that a pass over all of guest memory (a request
+ * through debugfs) reads. Before invalidated ranges were noted, every pass
+ * rescanned the whole VM.
+ */
+#define COST_SLOTS	8
+#define COST_SLOT_SIZE	(32UL << 20)
+
+TEST_F_TIMEOUT(vm, pass_cost_follows_what_changed, 240)
+{
+	long long full, small, passes;
+	char *mem;
+	int i;
+
+	mem = mmap(NULL, COST_SLOTS * COST_SLOT_SIZE, PROT_READ | PROT_WRITE,
+		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	memset(mem, 0x33, COST_SLOTS * COST_SLOT_SIZE);
+	ASSERT_EQ(0, write_str(PERIOD, "50"));
+	ASSERT_EQ(0, write_str(PARAM, "1"));
+	for (i = 0; i < COST_SLOTS; i++) {
+		struct kvm_userspace_memory_region region = {
+			.slot = 1 + i, .guest_phys_addr = (1UL + i) << 30,
+			.memory_size = COST_SLOT_SIZE,
+			.userspace_addr = (unsigned long)mem + i * COST_SLOT_SIZE,
+		};
+		struct kvm_pre_fault_memory pre = {
+			.gpa = region.guest_phys_addr, .size = COST_SLOT_SIZE,
+		};
+
+		ASSERT_EQ(0, ioctl(self->v.vm, KVM_SET_USER_MEMORY_REGION, &region));
+		while (pre.size)
+			ASSERT_TRUE(!ioctl(self->v.vcpu, KVM_PRE_FAULT_MEMORY, &pre) ||
+				    errno == EINTR || errno == EAGAIN) TH_LOG("pre-fault: %m");
+	}
+
+	ASSERT_EQ(0, migrate_tables_now(&self->v));
+	full = migrate_stat(&self->v, "last_pass_reads");
+	/* Let the passes of the set-up's invalidations end. */
+	for (i = 0; i < 200 && migrate_stat(&self->v, "ranges_to_scan"); i++)
+		usleep(100 * 1000);
+
+	passes = migrate_stat(&self->v, "passes");
+	ASSERT_EQ(0, madvise(mem + 3 * COST_SLOT_SIZE, 2UL << 20, MADV_DONTNEED));
+	for (i = 0; i < 100 && migrate_stat(&self->v, "passes") == passes; i++)
+		usleep(20 * 1000);
+	ASSERT_LT(passes, migrate_stat(&self->v, "passes"));
+	small = migrate_stat(&self->v, "last_pass_reads");
+	TH_LOG("SPTEs read: %lld by a pass over all, %lld by the pass after a 2 MiB unmap",
+	       full, small);
+	EXPECT_LT(COST_SLOTS * COST_SLOT_SIZE / 4096, full);
+	EXPECT_LT(0, small);
+	EXPECT_GT(full / 3, small);
+	munmap(mem, COST_SLOTS * COST_SLOT_SIZE);
+}
+
+/*
  * VMs closed while their tables move: each closes right after its memory
  * moved, when the worker is moving tables and flushing the vCPUs' TLBs.
  * The worker must stop before the vCPUs are freed (the debug pass's KASAN
