@@ -14,12 +14,12 @@ export NODES CPUS MEM DIST APPEND CMD TIMEOUT JOBS FORCE SHARE KCONFIG RUN_ARGS 
 	BOOTS LABEL GUEST_CMD DEBUG_PASS PTI_BOOTS
 
 .PHONY: all help deps source tree kernel kernel-debug userland image image-debug vm run soak test \
-	series series-check writeback deb clean distclean
+	series series-check writeback deb clean distclean bench
 
 all: image
 
 help:
-	@echo "make run | test | kernel | kernel-debug | vm [CMD=...] | soak | series | series-check |" \
+	@echo "make run | test | bench | kernel | kernel-debug | vm [CMD=...] | soak | series | series-check |" \
 		"writeback | deb | clean"
 	@echo "knobs: NODES CPUS MEM DIST APPEND CMD TIMEOUT JOBS FORCE KCONFIG VARIANT BOOTS" \
 		"TCG_THREAD TB_SIZE DEBUG_PASS PTI_BOOTS (see README.md)"
@@ -55,6 +55,10 @@ vm: $(if $(filter debug,$(VARIANT)),image-debug,image)
 
 run: image
 	@$(WB)/run.sh
+
+# Figures, not verdicts: out/bench.json and out/bench.md.
+bench: image
+	@$(WB)/bench.sh
 
 # How often the emulated host dies while nested guests boot (BOOTS=30 APPEND=...).
 soak: $(if $(filter debug,$(VARIANT)),image-debug,image)
