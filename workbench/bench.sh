@@ -35,7 +35,7 @@ for r in b["pass_cost"]:
 e = b["ept_move_256mib"]
 md += ["", "## ePT migration: TLB flushes per moved table (finding 10)", "",
        "A 256 MiB VM moved from node 0 to node 1: %d tables moved with %d flushes (%.3f per table);"
-       % (e["tables_moved"], e["flushes"], e["flushes"] / max(e["tables_moved"], 1)),
+       % (e["tables_moved"], e["tlb_flushes"], e["tlb_flushes"] / max(e["tables_moved"], 1)),
        "the longest hold of mmu_lock read %d SPTEs (%d us emulated)." % (e["max_lock_hold_reads"], e["max_lock_hold_us"]), ""]
 open(out + "/bench.md", "w").write("\n".join(md))
 print("\n".join(md))

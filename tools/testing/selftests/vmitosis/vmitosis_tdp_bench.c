@@ -160,18 +160,20 @@ static int one_size(int gib, int first)
 				return -1;
 		changed[i] = pass_after_unmap(&v, mem, gib, ks[i]);
 	}
-	printf("%s\n    {\"gib\": %d, \"mapped_mib\": %lu, \"full_pass_reads\": %lld, "
-	       "\"after_unmap\": [{\"gib_changed\": %d, \"reads\": %lld}, "
-	       "{\"gib_changed\": %d, \"reads\": %lld}, {\"gib_changed\": %d, \"reads\": %lld}]}",
-	       first ? "" : ",", gib, gib * SLOT_SIZE >> 20, full, ks[0], changed[0],
-	       ks[1], changed[1], ks[2], changed[2]);
+	printf("%s\n    {\"gib\": %d, \"mapped_mib\": %lu, \"full_pass_reads\": %lld, ",
+	       first ? "" : ",", gib, gib * SLOT_SIZE >> 20, full);
+	printf("\"after_unmap\": [");
+	for (i = 0; i < 3; i++)
+		printf("%s{\"gib_changed\": %d, \"reads\": %lld}", i ? ", " : "",
+		       ks[i], changed[i]);
+	printf("]}");
 	munmap(mem, gib * SLOT_SIZE);
 	rm_vm_destroy(&v);
 	return 0;
 }
 
 /* Move a 256 MiB VM from node 0 to node 1: TLB flushes per table moved. */
-static int flushes(void)
+static int move_flushes(void)
 {
 	struct kvm_userspace_memory_region region = {
 		.slot = 1, .guest_phys_addr = 1UL << 30, .memory_size = 256UL << 20,
@@ -199,10 +201,10 @@ static int flushes(void)
 	run_now(&v);
 	moved = tables_migrated(&v);
 	flushed = stat_of(&v, "flushes");
-	printf("  \"ept_move_256mib\": {\"tables_moved\": %lld, \"flushes\": %lld, "
-	       "\"max_lock_hold_reads\": %lld, \"max_lock_hold_us\": %lld}\n",
-	       moved, flushed, stat_of(&v, "max_lock_hold_reads"),
-	       stat_of(&v, "max_lock_hold_ns") / 1000);
+	printf("  \"ept_move_256mib\": {\"tables_moved\": %lld, \"tlb_flushes\": %lld, ",
+	       moved, flushed);
+	printf("\"max_lock_hold_reads\": %lld, \"max_lock_hold_us\": %lld}\n",
+	       stat_of(&v, "max_lock_hold_reads"), stat_of(&v, "max_lock_hold_ns") / 1000);
 	munmap(mem, region.memory_size);
 	rm_vm_destroy(&v);
 	return 0;
@@ -234,7 +236,7 @@ static int in_child(int (*fn)(int, int), int a, int b)
 
 static int flushes_fn(int a, int b)
 {
-	return flushes();
+	return move_flushes();
 }
 
 int main(void)
@@ -255,7 +257,7 @@ int main(void)
 		}
 	printf("\n  ],\n");
 	if (in_child(flushes_fn, 0, 0)) {
-		perror("flushes");
+		perror("move");
 		return 1;
 	}
 	printf("}\n");
