@@ -39,51 +39,45 @@ static int write_str(const char *path, const char *s)
 	return fclose(f) ? -1 : r;
 }
 
-static long long stat_of(struct rm_vm *v, const char *name)
+/* The VM's tdp_migrate file in debugfs. */
+static void migrate_file(struct rm_vm *v, char *path, size_t len)
 {
-	char dir[96], path[128], line[128], key[64];
-	long long val = -1, n;
-	FILE *f;
+	char dir[96];
 
 	rm_vm_debugfs(v, dir, sizeof(dir));
-	snprintf(path, sizeof(path), "%s/tdp_migrate", dir);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "%63s %lld", key, &n) == 2 && !strcmp(key, name))
-			val = n;
-	fclose(f);
-	return val;
+	snprintf(path, len, "%s/tdp_migrate", dir);
 }
 
-/* The sum of "level N ... migrated M" over the levels, and the root moves. */
-static long long tables_migrated(struct rm_vm *v)
+/*
+ * One counter of the VM's tdp_migrate file, or -1; "migrated" sums the
+ * tables moved at every level, the root's included.
+ */
+static long long stat_of(struct rm_vm *v, const char *name)
 {
-	char dir[96], path[128], line[128];
-	long long sum = 0, scanned, migrated;
+	char path[128], line[128], key[64];
+	long long val = -1, sum = 0, n, scanned;
 	int level;
 	FILE *f;
 
-	rm_vm_debugfs(v, dir, sizeof(dir));
-	snprintf(path, sizeof(path), "%s/tdp_migrate", dir);
+	migrate_file(v, path, sizeof(path));
 	f = fopen(path, "r");
 	if (!f)
 		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "level %d scanned %lld migrated %lld", &level, &scanned,
-			   &migrated) == 3)
-			sum += migrated;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "level %d scanned %lld migrated %lld", &level, &scanned, &n) == 3)
+			sum += n;
+		else if (sscanf(line, "%63s %lld", key, &n) == 2 && !strcmp(key, name))
+			val = n;
+	}
 	fclose(f);
-	return sum;
+	return strcmp(name, "migrated") ? val : sum;
 }
 
 static int run_now(struct rm_vm *v)
 {
-	char dir[96], path[128];
+	char path[128];
 
-	rm_vm_debugfs(v, dir, sizeof(dir));
-	snprintf(path, sizeof(path), "%s/tdp_migrate", dir);
+	migrate_file(v, path, sizeof(path));
 	return write_str(path, "1");
 }
 
@@ -199,7 +193,7 @@ static int move_flushes(void)
 		return -1;
 	settle(&v);
 	run_now(&v);
-	moved = tables_migrated(&v);
+	moved = stat_of(&v, "migrated");
 	flushed = stat_of(&v, "flushes");
 	printf("  \"ept_move_256mib\": {\"tables_moved\": %lld, \"tlb_flushes\": %lld, ",
 	       moved, flushed);
