@@ -99,7 +99,7 @@ def main(walks, sockets, out, analyzer_dir):
         thin = meta["scenario"] == "thin-migrated"
         guest_thp = [line.split()[1] for line in lines_of(d, "guest.txt")
                      if line.startswith("thp ")]
-        # kvm.ept_migration's counters (tdp_migrate in the VM's debugfs), when it ran.
+        # kvm.tdp_migration's counters (tdp_migrate in the VM's debugfs), when it ran.
         migration = {}
         for line in lines_of(d, "tdp_migrate"):
             f = line.split()

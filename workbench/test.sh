@@ -160,7 +160,7 @@ start=$(date +%s)
 # vmitosis-run-tests --debug-pass). Not on by default yet: its first default run lost a nested
 # guest at boot to the emulation's early-L2 panic (RIP 0, CS 0, CR2 0x378; README: Known).
 if [ "${DEBUG_PASS:-0}" = 1 ]; then
-	boot debug debug "kvm.ept_migration=1 pt_migration=on numa_balancing=enable" --debug-pass --provoke
+	boot debug debug "kvm.tdp_migration=1 pt_migration=on numa_balancing=enable" --debug-pass --provoke
 fi
 boot main "" ""
 main_share=$BUILD/test-share-main

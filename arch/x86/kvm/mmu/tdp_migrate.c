@@ -6,7 +6,7 @@
  * When guest memory moves (NUMA balancing of the VMM, migrate_pages(2)), the
  * MMU notifier zaps the leaf SPTEs that mapped it and the vCPUs refault them,
  * but the table pages themselves stay where they were first allocated. With
- * kvm.ept_migration on, every invalidation notes the GiB ranges it touched
+ * kvm.tdp_migration on, every invalidation notes the GiB ranges it touched
  * and kicks a per-VM worker that scans the TDP tables of those ranges
  * bottom-up (leaf tables first, the root last) and moves each table page to
  * the node holding most of what it maps: for a leaf table the pages its
@@ -60,50 +60,50 @@
 
 DEFINE_STATIC_KEY_FALSE(kvm_tdp_migrate_key);
 
-static bool ept_migration;
-static unsigned int ept_migration_batch = 512;
-static unsigned int ept_migration_period_ms = 200;
-static unsigned int ept_migration_linger = 50;
+static bool tdp_migration;
+static unsigned int tdp_migration_batch = 512;
+static unsigned int tdp_migration_period_ms = 200;
+static unsigned int tdp_migration_linger = 50;
 
-static int ept_migration_set(const char *val, const struct kernel_param *kp)
+static int tdp_migration_set(const char *val, const struct kernel_param *kp)
 {
 	int r = param_set_bool(val, kp);
 
 	if (r)
 		return r;
-	if (ept_migration)
+	if (tdp_migration)
 		static_branch_enable(&kvm_tdp_migrate_key);
 	else
 		static_branch_disable(&kvm_tdp_migrate_key);
 	return 0;
 }
 
-static const struct kernel_param_ops ept_migration_ops = {
-	.set = ept_migration_set,
+static const struct kernel_param_ops tdp_migration_ops = {
+	.set = tdp_migration_set,
 	.get = param_get_bool,
 };
 
-module_param_cb(ept_migration, &ept_migration_ops, &ept_migration, 0644);
-MODULE_PARM_DESC(ept_migration, "Migrate TDP page tables to the node of the memory they map");
-module_param(ept_migration_batch, uint, 0644);
-MODULE_PARM_DESC(ept_migration_batch, "TDP page tables migrated per period and VM, at most");
+module_param_cb(tdp_migration, &tdp_migration_ops, &tdp_migration, 0644);
+MODULE_PARM_DESC(tdp_migration, "Migrate TDP page tables to the node of the memory they map");
+module_param(tdp_migration_batch, uint, 0644);
+MODULE_PARM_DESC(tdp_migration_batch, "TDP page tables migrated per period and VM, at most");
 /* 1 ms to a minute: 0 would requeue a VM's worker with no delay, for ever. */
-static int ept_migration_period_set(const char *val, const struct kernel_param *kp)
+static int tdp_migration_period_set(const char *val, const struct kernel_param *kp)
 {
 	return param_set_uint_minmax(val, kp, 1, 60 * MSEC_PER_SEC);
 }
 
-static const struct kernel_param_ops ept_migration_period_ops = {
-	.set = ept_migration_period_set,
+static const struct kernel_param_ops tdp_migration_period_ops = {
+	.set = tdp_migration_period_set,
 	.get = param_get_uint,
 };
 
-module_param_cb(ept_migration_period_ms, &ept_migration_period_ops,
-		&ept_migration_period_ms, 0644);
-MODULE_PARM_DESC(ept_migration_period_ms,
+module_param_cb(tdp_migration_period_ms, &tdp_migration_period_ops,
+		&tdp_migration_period_ms, 0644);
+MODULE_PARM_DESC(tdp_migration_period_ms,
 		 "Milliseconds between two migration passes of a VM (1 to 60000)");
-module_param(ept_migration_linger, uint, 0644);
-MODULE_PARM_DESC(ept_migration_linger,
+module_param(tdp_migration_linger, uint, 0644);
+MODULE_PARM_DESC(tdp_migration_linger,
 		 "Passes run after the last invalidation of guest memory, for refaults to settle");
 
 /* Moves finished with one TLB flush. */
@@ -251,7 +251,7 @@ static int tdp_target_node(struct kvm_tdp_migrate *m, struct kvm_mmu_page *sp)
 }
 
 /*
- * Placement. While ept_migration is on, a TDP fault allocates the tables it
+ * Placement. While tdp_migration is on, a TDP fault allocates the tables it
  * needs on the node of the page it maps: the leaf table maps it, and an
  * upper table allocated by the same fault has that leaf table as its only
  * child. The vCPU's node is the fallback for what has no node (MMIO, the
@@ -811,7 +811,7 @@ static void tdp_migrate_work(struct work_struct *work)
 						 struct kvm_tdp_migrate, work);
 	unsigned int moved;
 
-	if (!READ_ONCE(ept_migration))
+	if (!READ_ONCE(tdp_migration))
 		return;
 	mutex_lock(&m->lock);
 	/* A kick that raced with kvm_tdp_migrate_pre_destroy(): the vCPUs may be gone. */
@@ -819,7 +819,7 @@ static void tdp_migrate_work(struct work_struct *work)
 		mutex_unlock(&m->lock);
 		return;
 	}
-	moved = tdp_migrate_pass(m, max(READ_ONCE(ept_migration_batch), 1U));
+	moved = tdp_migrate_pass(m, max(READ_ONCE(tdp_migration_batch), 1U));
 	/*
 	 * Keep going while there is work, then a while for refaults to settle;
 	 * then forget the ranges: a kick notes those it invalidates anew.
@@ -828,7 +828,7 @@ static void tdp_migrate_work(struct work_struct *work)
 		if (!moved)
 			m->linger--;
 		queue_delayed_work(system_unbound_wq, &m->work,
-				   msecs_to_jiffies(READ_ONCE(ept_migration_period_ms)));
+				   msecs_to_jiffies(READ_ONCE(tdp_migration_period_ms)));
 	} else {
 		bitmap_zero(m->todo, TDP_MIGRATE_RANGES);
 	}
@@ -849,10 +849,10 @@ void __kvm_tdp_migrate_kick(struct kvm *kvm, gfn_t start, gfn_t end)
 		if (!test_bit(r, m->changed))
 			set_bit(r, m->changed);
 	/* Racy on purpose: a kick lost to a concurrent pass only shortens lingering. */
-	WRITE_ONCE(m->linger, READ_ONCE(ept_migration_linger));
+	WRITE_ONCE(m->linger, READ_ONCE(tdp_migration_linger));
 	WRITE_ONCE(m->kicks, m->kicks + 1);
 	queue_delayed_work(system_unbound_wq, &m->work,
-			   msecs_to_jiffies(READ_ONCE(ept_migration_period_ms)));
+			   msecs_to_jiffies(READ_ONCE(tdp_migration_period_ms)));
 }
 
 void kvm_tdp_migrate_init(struct kvm *kvm)
@@ -917,7 +917,7 @@ static int tdp_migrate_show(struct seq_file *s, void *v)
 	if (!m)
 		return -ENODEV;
 	mutex_lock(&m->lock);
-	seq_printf(s, "enabled %d\n", READ_ONCE(ept_migration));
+	seq_printf(s, "enabled %d\n", READ_ONCE(tdp_migration));
 	seq_printf(s, "passes %llu\nkicks %llu\npending %d\n", m->passes, m->kicks,
 		   delayed_work_pending(&m->work));
 	for (level = PG_LEVEL_4K; level <= PT64_ROOT_MAX_LEVEL; level++)

@@ -10,7 +10,7 @@
 struct kvm;
 struct kvm_vcpu;
 
-#ifdef CONFIG_VMITOSIS_EPT_MIGRATION
+#ifdef CONFIG_KVM_TDP_MIGRATION
 DECLARE_STATIC_KEY_FALSE(kvm_tdp_migrate_key);
 
 void kvm_tdp_placement_vcpu_init(struct kvm_vcpu *vcpu);
@@ -54,7 +54,7 @@ void __kvm_tdp_migrate_kick(struct kvm *kvm, gfn_t start, gfn_t end);
  * Guest memory from GFN @start to @end was unmapped or moved (MMU-notifier
  * invalidation: NUMA balancing, migrate_pages(2), reclaim, ...): the TDP
  * tables that map it may now be on the wrong node, and the next passes look
- * at those GFNs. Costs a patched-out branch while ept_migration is off.
+ * at those GFNs. Costs a patched-out branch while tdp_migration is off.
  */
 static inline void kvm_tdp_migrate_kick(struct kvm *kvm, gfn_t start, gfn_t end)
 {

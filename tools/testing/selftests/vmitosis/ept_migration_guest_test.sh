@@ -1,12 +1,12 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# kvm.ept_migration with a real guest, in the emulated host of the vMitosis
+# kvm.tdp_migration with a real guest, in the emulated host of the vMitosis
 # test bed: a VM runs on host node 0 (its QEMU and vCPU thread there, its
 # memory allocated there), a guest process populates 256 MiB (or
 # VMITOSIS_REGION_MB), then the host moves the VM to node 1 as a move between
 # sockets does (every QEMU thread re-pinned, migratepages of its memory).
-# With ept_migration on, at least 99%
+# With tdp_migration on, at least 99%
 # of the VM's TDP table pages, every level and the root included, must be on
 # node 1 within FOLLOW seconds, the passes that keep running afterwards must
 # not make the guest fault (no refaults: they copy, they do not zap), and the
@@ -15,8 +15,8 @@
 DIR=$(dirname "$0")
 . "$DIR/../kselftest/ktap_helpers.sh"
 
-PARAM=/sys/module/kvm/parameters/ept_migration
-LINGER=/sys/module/kvm/parameters/ept_migration_linger
+PARAM=/sys/module/kvm/parameters/tdp_migration
+LINGER=/sys/module/kvm/parameters/tdp_migration_linger
 FOLLOW=${FOLLOW:-30}
 # The guest process's memory in MiB (the debug pass of make test sets a smaller one).
 MB=${VMITOSIS_REGION_MB:-256}
@@ -74,10 +74,10 @@ run_case() {
 
 	set -- $(tables_on 0)
 	if [ -n "$dir" ] && [ "$2" -gt 0 ] && [ "$1" -eq "$2" ]; then
-		ktap_test_pass "ept_migration=$em: all $2 TDP tables on node 0 before the move"
+		ktap_test_pass "tdp_migration=$em: all $2 TDP tables on node 0 before the move"
 	else
 		ktap_print_msg "guest up: $(ls "$share"), VM: '$dir', tables on node 0: $*"
-		ktap_test_fail "ept_migration=$em: all TDP tables on node 0 before the move"
+		ktap_test_fail "tdp_migration=$em: all TDP tables on node 0 before the move"
 	fi
 
 	for t in /proc/"$qpid"/task/*; do
@@ -101,7 +101,7 @@ run_case() {
 		else
 			ktap_test_fail "$what"
 		fi
-		# Passes go on for a while (ept_migration_linger): the idle guest must not fault.
+		# Passes go on for a while (tdp_migration_linger): the idle guest must not fault.
 		# The first touch of a page since migratepages moved it faults whatever the
 		# tables do, and the guest's periodic work (writeback every 5 s, say) touches
 		# some of its pages only now and then: 10 s for that first.
@@ -122,9 +122,9 @@ run_case() {
 	else
 		ktap_print_msg "$1 of $2 TDP tables on node 1 after $s s"
 		if [ "$1" -eq 0 ]; then
-			ktap_test_pass "with ept_migration=0 the TDP tables stay on node 0"
+			ktap_test_pass "with tdp_migration=0 the TDP tables stay on node 0"
 		else
-			ktap_test_fail "with ept_migration=0 the TDP tables stay on node 0"
+			ktap_test_fail "with tdp_migration=0 the TDP tables stay on node 0"
 		fi
 	fi
 
@@ -132,10 +132,10 @@ run_case() {
 	wait $gpid
 	rc=$?
 	if [ $rc -eq 0 ]; then
-		ktap_test_pass "ept_migration=$em: the guest's $MB MiB are intact"
+		ktap_test_pass "tdp_migration=$em: the guest's $MB MiB are intact"
 	else
 		ktap_print_msg "guest exit $rc: $(tail -n 3 "$share/console.log" 2>/dev/null)"
-		ktap_test_fail "ept_migration=$em: the guest's $MB MiB are intact"
+		ktap_test_fail "tdp_migration=$em: the guest's $MB MiB are intact"
 	fi
 	rm -rf "$share"
 }

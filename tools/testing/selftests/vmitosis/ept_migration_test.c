@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * kvm.ept_migration (Documentation/vmitosis/ept-migration.rst): the TDP page
+ * kvm.tdp_migration (Documentation/vmitosis/ept-migration.rst): the TDP page
  * tables of a VM follow its memory to another node, every level and the root
  * included, by copying and without dropping a mapping; they stay when the
  * parameter is off; and moving them while the guest writes, dirty logging is
@@ -18,8 +18,8 @@
 #include "vmitosis_util.h"
 #include "vmitosis_klog.h"
 
-#define PARAM		"/sys/module/kvm/parameters/ept_migration"
-#define PERIOD		"/sys/module/kvm/parameters/ept_migration_period_ms"
+#define PARAM		"/sys/module/kvm/parameters/tdp_migration"
+#define PERIOD		"/sys/module/kvm/parameters/tdp_migration_period_ms"
 /* How long tables may take to follow their memory, with the default period of 200 ms. */
 #define FOLLOW_SECONDS	20
 
@@ -127,7 +127,7 @@ FIXTURE(vm) {
 FIXTURE_SETUP(vm)
 {
 	if (access(PARAM, W_OK))
-		SKIP(return, "no " PARAM " (CONFIG_VMITOSIS_EPT_MIGRATION)");
+		SKIP(return, "no " PARAM " (CONFIG_KVM_TDP_MIGRATION)");
 	if (last_node() < 1)
 		SKIP(return, "needs two NUMA nodes");
 	ASSERT_LT(0, read_file(PARAM, self->saved, sizeof(self->saved)));
@@ -627,7 +627,7 @@ TEST_F_TIMEOUT(vm, close_while_tables_move, 240)
 
 /*
  * A VM whose vCPU thread runs on node 0 and whose memory is on node 1: with
- * ept_migration on, the tables its faults allocate go to node 1, all but the
+ * tdp_migration on, the tables its faults allocate go to node 1, all but the
  * root, which comes from the vCPU's node; with it off, all go to node 0.
  */
 static void new_tables(struct __test_metadata *_metadata, const char *param, int node)
@@ -637,7 +637,7 @@ static void new_tables(struct __test_metadata *_metadata, const char *param, int
 	int total, on;
 
 	if (access(PARAM, W_OK))
-		SKIP(return, "no " PARAM " (CONFIG_VMITOSIS_EPT_MIGRATION)");
+		SKIP(return, "no " PARAM " (CONFIG_KVM_TDP_MIGRATION)");
 	if (last_node() < 1)
 		SKIP(return, "needs two NUMA nodes");
 	ASSERT_LT(0, read_file(PARAM, saved, sizeof(saved)));
@@ -679,7 +679,7 @@ TEST(period_rejects_bad_values)
 	unsigned int i;
 
 	if (access(PERIOD, W_OK))
-		SKIP(return, "no " PERIOD " (CONFIG_VMITOSIS_EPT_MIGRATION)");
+		SKIP(return, "no " PERIOD " (CONFIG_KVM_TDP_MIGRATION)");
 	ASSERT_LT(0, read_file(PERIOD, saved, sizeof(saved)));
 	for (i = 0; i < ARRAY_SIZE(bad); i++) {
 		EXPECT_EQ(-EINVAL, write_str(PERIOD, bad[i])) TH_LOG("wrote %s", bad[i]);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * What a TDP migration pass (kvm.ept_migration,
+ * What a TDP migration pass (kvm.tdp_migration,
  * Documentation/vmitosis/ept-migration.rst) costs, against the size of the
  * VM and against how much of its memory changed; and how many TLB flushes a
  * moved table costs. Prints one JSON object on stdout; figures, not a
@@ -23,8 +23,8 @@
 
 #include "vmitosis_util.h"
 
-#define PARAM		"/sys/module/kvm/parameters/ept_migration"
-#define PERIOD		"/sys/module/kvm/parameters/ept_migration_period_ms"
+#define PARAM		"/sys/module/kvm/parameters/tdp_migration"
+#define PERIOD		"/sys/module/kvm/parameters/tdp_migration_period_ms"
 #define SLOT_SIZE	(16UL << 20)
 #define MAX_GIB		16
 
