@@ -65,6 +65,72 @@ def fmt(v):
     return "-" if v is None else "%.3f" % v
 
 
+def label(r):
+    """A run's name on the chart, its scenario left out (each panel holds one)."""
+    return "%s %s%s" % (r["guest"], r["workload"],
+                        "" if r["config"] == "baseline" else " " + r["config"])
+
+
+def chart(runs, out):
+    """out/report.png, two panels. Top: the thin-migrated runs, gPT and ePT local fractions on
+    socket 1, where the workload ran. Bottom: the wide runs, one bar per socket for gPT and
+    one per socket for ePT, so that the picture shows which socket walks locally (their mean
+    is 1/sockets whatever the placement, so a single figure would hide it)."""
+    thin = [r for r in runs if r["measured_on"] is not None]
+    wide = [r for r in runs if r["measured_on"] is None]
+    nsock = max((len(r["sockets"]) for r in wide), default=0)
+    thin_dat = os.path.join(out, "report-thin.dat")
+    wide_dat = os.path.join(out, "report-wide.dat")
+    with open(thin_dat, "w") as f:
+        for r in thin:
+            h = headline(r)
+            f.write('"%s" %s %s\n' % (label(r), h["gpt_local"] or 0, h["ept_local"] or 0))
+    with open(wide_dat, "w") as f:
+        for r in wide:
+            by = {e["socket"]: e for e in r["sockets"]}
+            cols = [by.get(s, {}).get(k) or 0 for k in ("gpt_local", "ept_local")
+                    for s in range(nsock)]
+            f.write('"%s" %s\n' % (label(r), " ".join(str(c) for c in cols)))
+    # Light to dark blue for gPT, light to dark red for ePT, socket 0 first.
+    blues = ["#9ecae1", "#6baed6", "#3182bd", "#08519c", "#08306b", "#041c40"]
+    reds = ["#fcae91", "#fb6a4a", "#de2d26", "#a50f15", "#67000d", "#3b0007"]
+    wide_plot = ", ".join(
+        "'%s' using %d%s title '%s socket %d' lc rgb '%s'" % (
+            wide_dat if i == 0 else "", i + 2, ":xtic(1)" if i == 0 else "",
+            "gPT" if i < nsock else "ePT", i % nsock,
+            (blues if i < nsock else reds)[(i % nsock) % len(blues)])
+        for i in range(2 * nsock))
+    script = """
+set terminal png size 1400,1300 font ',10'
+set output '%(png)s'
+set style data histograms
+set style fill solid 0.85 border -1
+set yrange [0:1.05]
+set ylabel 'fraction local'
+set xtics rotate by 30 right font ',9' nomirror
+set key outside right top vertical
+set grid ytics
+set lmargin 24
+set rmargin 22
+set multiplot layout 2,1
+set bmargin 14
+set title 'thin-migrated: page-table accesses local to socket 1, where the workload ran'
+set style histogram clustered gap 1
+plot '%(thin)s' using 2:xtic(1) title 'gPT local' lc rgb '#3182bd', \
+     '' using 3 title 'ePT local' lc rgb '#de2d26'
+set title 'wide (one worker per socket): page-table accesses local to each socket'
+set style histogram clustered gap 2
+%(wide)s
+unset multiplot
+""" % {"png": os.path.join(out, "report.png"), "thin": thin_dat,
+       "wide": ("plot " + wide_plot) if wide else "set label 1 'no wide run' at graph 0.5,0.5\n"
+       "plot 2 notitle"}
+    try:
+        subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        print("report: no chart (%s)" % e, file=sys.stderr)
+
+
 def main(walks, sockets, out, analyzer_dir):
     sys.path.insert(0, analyzer_dir)
     import walk_locality as wl
@@ -230,36 +296,7 @@ def main(walks, sockets, out, analyzer_dir):
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write("\n".join(md) + "\n")
 
-    # The chart: gPT and ePT local fractions, one pair of bars per run: socket 1 for
-    # thin-migrated, the socket with the fewest local accesses for wide.
-    data = os.path.join(out, "report.dat")
-    with open(data, "w") as f:
-        for r in runs:
-            h = headline(r)
-            g, e = h["gpt_local"], h["ept_local"]
-            if isinstance(g, list):
-                g, e = min(x or 0 for x in g), min(x or 0 for x in e)
-            f.write('"%s %s %s %s%s" %s %s\n' % (
-                r["scenario"], r["guest"], r["workload"], r["config"],
-                "" if r["measured_on"] is not None else " (worst socket)", g or 0, e or 0))
-    script = """
-set terminal png size 1400,600
-set output '%s'
-set title 'Page-table accesses local to the socket (thin-migrated: socket 1; wide: the worst socket)'
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.8 border -1
-set yrange [0:1.05]
-set bmargin 12
-set ylabel 'fraction local'
-set xtics rotate by -40 font ',9'
-set key top right
-plot '%s' using 2:xtic(1) title 'gPT local', '' using 3 title 'ePT local'
-""" % (os.path.join(out, "report.png"), data)
-    try:
-        subprocess.run(["gnuplot"], input=script, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError) as e:
-        print("report: no chart (%s)" % e, file=sys.stderr)
+    chart(runs, out)
     return 0 if runs else 1
 
 
