@@ -10,12 +10,12 @@
  *
  * Tables of PTEs move under mmap_read_lock, with the protocol khugepaged
  * uses to retract one: the PMD lock and the old table's PTE lock exclude
- * every writer; the copy is published, the TLB flushed, the Accessed and
- * Dirty bits the CPUs set in the old copy merged into the new one, and the
- * old copy emptied before its PTE lock is released, so a walker that still
- * holds it finds its entries gone (pte_same() fails) or rechecks the PMD
- * (pte_offset_map_lock(), GUP-fast). The old page is freed through RCU, as
- * pte_free_defer() does.
+ * every writer; the entries are moved into the copy by atomic exchange,
+ * with the Accessed and Dirty bits the CPUs set until then, and the copy is
+ * published before the PTE lock is released, so a walker that still holds
+ * the old copy finds its entries gone (pte_same() fails) or rechecks the
+ * PMD (pte_offset_map_lock(), GUP-fast). Old copies are flushed from the
+ * TLBs and freed through RCU in batches, as pte_free_defer() does one.
  *
  * Upper tables are few, and rmap walkers and truncation change their entries
  * holding only an rmap lock and the PMD lock of the table they found, without
@@ -74,6 +74,21 @@ static unsigned int pt_migration_batch = 256;
  * holds at most 48 locks; a move's lock hold stays bounded).
  */
 #define PTM_MAX_LOCKS	24
+
+/*
+ * Old copies of tables of PTEs retired under one TLB flush and freed after
+ * one grace period, at most.
+ */
+#define PTM_RETIRE_BATCH	64
+
+/* Old copies of tables of PTEs, emptied, waiting for a flush and RCU. */
+struct ptm_retired {
+	struct rcu_head rcu;
+	int nr;
+	unsigned long start, end;	/* what the flush covers */
+	struct ptdesc *tables[PTM_RETIRE_BATCH];
+};
+
 #define PTM_MAX_VMAS	4096
 
 /* Levels as pt_dump numbers them; PTM_P4D moves only with 5-level paging. */
@@ -93,6 +108,7 @@ struct ptm_pass {
 	int nr_locks;
 	unsigned long *at;	/* upper levels: only above these, sorted */
 	int nr_at;
+	struct ptm_retired *retired;	/* NULL: flush and free one by one */
 };
 
 static void ptm_count(int level, bool moved)
@@ -255,6 +271,64 @@ static void ptm_free_pte_rcu(struct rcu_head *head)
 	pagetable_free(ptdesc);
 }
 
+static void ptm_free_retired_rcu(struct rcu_head *head)
+{
+	struct ptm_retired *r = container_of(head, struct ptm_retired, rcu);
+	int i;
+
+	for (i = 0; i < r->nr; i++) {
+		pagetable_pte_dtor(r->tables[i]);
+		pagetable_free(r->tables[i]);
+	}
+	kfree(r);
+}
+
+/*
+ * Flush the TLBs of the CPUs that run the process for the tables of PTEs
+ * retired so far, and free the old copies after a grace period. One table:
+ * INVLPG of one address it maps drops the paging-structure cache entry
+ * that leads to it, as pmd_free_pte_page() relies on. More: the range
+ * spans past tlb_single_page_flush_ceiling, and every TLB entry of the
+ * process goes, once for the batch. freed_tables, so that lazy-TLB CPUs
+ * drop theirs too.
+ */
+static void ptm_flush_retired(struct ptm_pass *p)
+{
+	struct ptm_retired *r = p->retired;
+
+	if (!r || !r->nr)
+		return;
+	flush_tlb_mm_range(p->mm, r->start, r->end, PAGE_SHIFT, true);
+	count_vm_event(PT_MIGRATE_FLUSH);
+	call_rcu(&r->rcu, ptm_free_retired_rcu);
+	p->retired = kmalloc(sizeof(*r), GFP_KERNEL | __GFP_NOWARN);
+	if (p->retired)
+		p->retired->nr = 0;
+}
+
+/* @old, emptied, mapped [@addr, @addr + PMD_SIZE): flush and free it. */
+static void ptm_retire_pte_table(struct ptm_pass *p, struct ptdesc *old,
+				 unsigned long addr)
+{
+	struct ptm_retired *r = p->retired;
+
+	if (!r) {
+		flush_tlb_mm_range(p->mm, addr, addr + PAGE_SIZE, PAGE_SHIFT, true);
+		count_vm_event(PT_MIGRATE_FLUSH);
+		call_rcu(&old->pt_rcu_head, ptm_free_pte_rcu);
+		return;
+	}
+	if (!r->nr) {
+		r->start = addr;
+		r->end = addr + PAGE_SIZE;
+	}
+	r->start = min(r->start, addr);
+	r->end = max(r->end, addr + PAGE_SIZE);
+	r->tables[r->nr++] = old;
+	if (r->nr == PTM_RETIRE_BATCH)
+		ptm_flush_retired(p);
+}
+
 /*
  * An upper table, whose destructor has run: nobody can take its lock any
  * more (upper tables move excluding every walker that takes one), and
@@ -264,15 +338,6 @@ static void ptm_free_pte_rcu(struct rcu_head *head)
 static void ptm_free_upper_rcu(struct rcu_head *head)
 {
 	pagetable_free(container_of(head, struct ptdesc, pt_rcu_head));
-}
-
-static spinlock_t *ptm_pte_lockptr(struct mm_struct *mm, struct ptdesc *ptdesc)
-{
-#ifdef CONFIG_SPLIT_PTE_PTLOCKS
-	return ptlock_ptr(ptdesc);
-#else
-	return &mm->page_table_lock;
-#endif
 }
 
 static void ptm_moved(struct ptm_pass *p, int level, unsigned long addr,
@@ -378,7 +443,7 @@ busy:
 static void ptm_pte_table(struct ptm_pass *p, pmd_t *pmdp, unsigned long addr)
 {
 	struct mm_struct *mm = p->mm;
-	spinlock_t *ptl, *pml, *nptl;
+	spinlock_t *ptl, *pml;
 	struct ptdesc *optd, *nptd;
 	pte_t *pte, *old, *new;
 	struct page *page;
@@ -432,34 +497,32 @@ static void ptm_pte_table(struct ptm_pass *p, pmd_t *pmdp, unsigned long addr)
 	ptl = pte_lockptr(mm, pmdp);
 	if (ptl != pml)
 		spin_lock_nested(ptl, SINGLE_DEPTH_NESTING);
-	nptl = ptm_pte_lockptr(mm, nptd);
-	if (nptl != ptl && nptl != pml)
-		spin_lock_nested(nptl, SINGLE_DEPTH_NESTING + 1);
 
+	/*
+	 * Each entry is taken out of the old copy with an atomic exchange:
+	 * the CPU sets Accessed and Dirty bits only in present entries, so
+	 * the value taken carries every bit set until then, and none is set
+	 * in the old copy after. A CPU that still walks the old copy, through
+	 * a paging-structure cache entry until the flush, finds nothing
+	 * there and faults; the fault drops that cache entry, and the
+	 * handler finds the entry in the new copy. Software that looked the
+	 * old copy up and waits for its lock finds it empty, or rechecks the
+	 * PMD, and retries. The translations are unchanged: the TLB entries
+	 * they gave stay right until the entries themselves change, which
+	 * flushes them as usual.
+	 */
 	for (i = 0; i < PTRS_PER_PTE; i++)
-		set_pte(new + i, ptep_get(old + i));
+		set_pte(new + i, native_ptep_get_and_clear(old + i));
 	/* The entries must be visible before the table is, as in pmd_install(). */
 	smp_wmb();
 	pmd_populate(mm, pmdp, ptdesc_page(nptd));
-	/*
-	 * The entries are the same, only the table moved: the TLB entries
-	 * they gave stay right, and what must go is the paging-structure
-	 * cache entry that leads to the old table. INVLPG of one address
-	 * the table maps drops it, as pmd_free_pte_page() relies on; so one
-	 * page, not the 2 MiB range, which is past
-	 * tlb_single_page_flush_ceiling: a flush of the whole mm per table.
-	 * freed_tables, so that lazy-TLB CPUs drop theirs too.
-	 */
-	flush_tlb_mm_range(mm, addr, addr + PAGE_SIZE, PAGE_SHIFT, true);
-	ptm_retire_copy(new, old);
 
-	if (nptl != ptl && nptl != pml)
-		spin_unlock(nptl);
 	if (ptl != pml)
 		spin_unlock(ptl);
 	spin_unlock(pml);
 
-	call_rcu(&optd->pt_rcu_head, ptm_free_pte_rcu);
+	/* Before the old copy is freed, no CPU may hold a pointer to it. */
+	ptm_retire_pte_table(p, optd, addr);
 	ptm_moved(p, PTM_PTE, addr, from, to);
 	return;
 
@@ -472,8 +535,8 @@ free_new:
  * Tables of PTEs of @mm mapping [@start, @end), within the budget; returns
  * where it stopped. mmap_lock held for read.
  */
-static unsigned long ptm_leaf_range(struct ptm_pass *p, unsigned long start,
-				    unsigned long end)
+static unsigned long __ptm_leaf_range(struct ptm_pass *p, unsigned long start,
+				      unsigned long end)
 {
 	struct mm_struct *mm = p->mm;
 	unsigned long addr = start & PMD_MASK, last = -1UL, vend;
@@ -532,6 +595,20 @@ static unsigned long ptm_leaf_range(struct ptm_pass *p, unsigned long start,
 }
 
 /*
+ * Examine, and move to where their data is, the tables of PTEs that map
+ * [@start, @end) until the budget runs out: returns where it stopped. The
+ * old copies are flushed and freed, in batches, before it returns.
+ */
+static unsigned long ptm_leaf_range(struct ptm_pass *p, unsigned long start,
+				    unsigned long end)
+{
+	unsigned long addr = __ptm_leaf_range(p, start, end);
+
+	ptm_flush_retired(p);
+	return addr;
+}
+
+/*
  * Where the table @old, whose votes are in, goes: true if it is to move from
  * *@from to *@to now; a dry pass only notes that it would.
  */
@@ -580,6 +657,7 @@ static bool ptm_relink(struct ptm_pass *p, int level, void *parent, void *old,
 		pgd_populate(mm, parent, new);
 	}
 	flush_tlb_mm_range(mm, addr, addr + size, PAGE_SHIFT, true);
+	count_vm_event(PT_MIGRATE_FLUSH);
 	ptm_retire_copy(new, old);
 	spin_unlock(&mm->page_table_lock);
 	ptm_unlock_range(p);
@@ -661,6 +739,7 @@ static void ptm_pmd_table(struct ptm_pass *p, pud_t *pudp, unsigned long addr)
 	smp_wmb();
 	pud_populate(mm, pudp, new);
 	flush_tlb_mm_range(mm, addr, addr + PUD_SIZE, PAGE_SHIFT, true);
+	count_vm_event(PT_MIGRATE_FLUSH);
 	ptm_retire_copy(new, old);
 	if (nptl != optl)
 		spin_unlock(nptl);
@@ -912,8 +991,20 @@ static bool ptm_init(struct ptm_pass *p, struct mm_struct *mm, int fallback)
 	p->at = NULL;
 	p->nr_at = 0;
 	xa_init(&p->weights);
+	p->retired = kmalloc(sizeof(*p->retired), GFP_KERNEL | __GFP_NOWARN);
+	if (p->retired)
+		p->retired->nr = 0;
 	p->votes = kcalloc(nr_node_ids, sizeof(*p->votes), GFP_KERNEL);
+	if (!p->votes)
+		kfree(p->retired);
 	return p->votes;
+}
+
+static void ptm_fini(struct ptm_pass *p)
+{
+	/* ptm_leaf_range() left nothing to flush. */
+	kfree(p->retired);
+	kfree(p->votes);
 }
 
 /*
@@ -958,7 +1049,7 @@ void __pt_migrate_numa_scan(struct mm_struct *mm, unsigned long start,
 	if (covered || end >= TASK_SIZE_MAX)
 		ptm_upper_pass(&p, false);
 free:
-	kfree(p.votes);
+	ptm_fini(&p);
 unlock:
 	srcu_read_unlock(&pt_migration_srcu, idx);
 }
@@ -985,7 +1076,7 @@ void __pt_migrate_mm(struct mm_struct *mm, int fallback_nid)
 	}
 	ptm_upper_pass(&p, true);
 out:
-	kfree(p.votes);
+	ptm_fini(&p);
 unlock:
 	srcu_read_unlock(&pt_migration_srcu, idx);
 }
@@ -1067,7 +1158,7 @@ void __pt_migrate_pages(struct mm_struct *mm, unsigned long nr,
 	ptm_upper_pass(&p, true);
 out:
 	kfree(p.at);
-	kfree(p.votes);
+	ptm_fini(&p);
 unlock:
 	srcu_read_unlock(&pt_migration_srcu, idx);
 }

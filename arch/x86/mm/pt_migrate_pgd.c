@@ -64,6 +64,7 @@ int arch_pt_migrate_pgd(struct mm_struct *mm, struct page *page)
 	smp_mb();
 	pt_migrate_reload_cr3(mm);
 	flush_tlb_mm(mm);
+	count_vm_event(PT_MIGRATE_FLUSH);
 #ifdef CONFIG_MODIFY_LDT_SYSCALL
 	up_write(&mm->context.ldt_usr_sem);
 #endif
