@@ -421,11 +421,20 @@ static bool ptm_lock_range(struct ptm_pass *p, unsigned long start, unsigned lon
 	int n = 0;
 
 	mmap_assert_write_locked(p->mm);
+	/*
+	 * Every VMA first, then the rmap locks: a page fault holds its VMA's
+	 * lock for read while it takes the anon_vma lock (anon_vma_prepare(),
+	 * and the anon_vma may be shared with the next VMA), so waiting for
+	 * a VMA's lock while holding an rmap lock could deadlock.
+	 */
 	vma_iter_init(&vmi, p->mm, start);
 	for_each_vma_range(vmi, vma, end) {
 		if (++n > PTM_MAX_VMAS)
 			goto busy;
 		vma_start_write(vma);
+	}
+	vma_iter_init(&vmi, p->mm, start);
+	for_each_vma_range(vmi, vma, end) {
 		if (vma->anon_vma && !ptm_trylock(p, &vma->anon_vma->root->rwsem))
 			goto busy;
 		if (vma->vm_file && vma->vm_file->f_mapping &&
