@@ -24,7 +24,7 @@
 
 #define SYSCTL		"/proc/sys/vm/pt_migration"
 #define LATENCY_S	6
-#define MAX_SAMPLES	(1 << 20)
+#define MAX_SAMPLES	1048576
 
 #define NR_LEVELS	5
 
