@@ -49,6 +49,7 @@
 #include <linux/vmstat.h>
 #include <linux/xarray.h>
 #include <linux/pgalloc.h>
+#include <asm/pt_migrate.h>
 #include <asm/tlbflush.h>
 
 #define CREATE_TRACE_POINTS
@@ -238,10 +239,10 @@ static struct page *ptm_alloc(struct ptm_pass *p, int nid, unsigned int order)
  */
 static void ptm_merge_ad(unsigned long *new, unsigned long old)
 {
-	unsigned long bits = old & (_PAGE_ACCESSED | _PAGE_DIRTY);
+	unsigned long bits = arch_pt_migrate_hw_bits(old);
 	unsigned long cur = READ_ONCE(*new);
 
-	if (!(old & _PAGE_PRESENT))
+	if (!bits)
 		return;
 	while ((cur & bits) != bits && !try_cmpxchg(new, &cur, cur | bits))
 		;
@@ -350,7 +351,10 @@ static void ptm_moved(struct ptm_pass *p, int level, unsigned long addr,
 /*
  * Whether the page tables of @mm may move at all: not while it uses
  * userfaultfd, whose UFFDIO_MOVE locks the PTE tables it looked up without
- * rechecking the PMD. Registering needs mmap_lock for write.
+ * rechecking the PMD, in any anonymous VMA of the mm. MMF_UFFD_MAYBE_ARMED
+ * says whether to look: a VMA gains a registration only under mmap_lock
+ * for write, so with it held for read a look that finds none may clear the
+ * flag, and later passes cost nothing until the next registration.
  */
 static bool ptm_mm_movable(struct mm_struct *mm)
 {
@@ -358,11 +362,14 @@ static bool ptm_mm_movable(struct mm_struct *mm)
 	struct vma_iterator vmi;
 
 	mmap_assert_locked(mm);
+	if (!test_bit(MMF_UFFD_MAYBE_ARMED, &mm->flags))
+		return true;
 	vma_iter_init(&vmi, mm, 0);
 	for_each_vma(vmi, vma) {
 		if (userfaultfd_armed(vma))
 			return false;
 	}
+	clear_bit(MMF_UFFD_MAYBE_ARMED, &mm->flags);
 	return true;
 }
 
@@ -521,7 +528,7 @@ static void ptm_pte_table(struct ptm_pass *p, pmd_t *pmdp, unsigned long addr)
 	 * flushes them as usual.
 	 */
 	for (i = 0; i < PTRS_PER_PTE; i++)
-		set_pte(new + i, native_ptep_get_and_clear(old + i));
+		set_pte(new + i, arch_pt_migrate_take_pte(old + i));
 	/* The entries must be visible before the table is, as in pmd_install(). */
 	smp_wmb();
 	pmd_populate(mm, pmdp, ptdesc_page(nptd));
@@ -797,6 +804,16 @@ static void ptm_pud_table(struct ptm_pass *p, p4d_t *p4dp, unsigned long addr)
 	}
 }
 
+/*
+ * An architecture that can replace the PGD of a running process (x86: by
+ * reloading CR3 wherever the mm is loaded) overrides this; elsewhere the
+ * PGD stays where it is.
+ */
+int __weak arch_pt_migrate_pgd(struct mm_struct *mm, struct page *page)
+{
+	return -EOPNOTSUPP;
+}
+
 /* With 5-level paging, the P4D table under *@pgdp, mapping from @addr. */
 static void ptm_p4d_table(struct ptm_pass *p, pgd_t *pgdp, unsigned long addr)
 {
@@ -949,15 +966,6 @@ static void ptm_upper(struct ptm_pass *p)
 	ptm_pgd(p);
 }
 
-/* mmap_write_lock() without waiting; mmap_write_unlock() releases it. */
-static bool ptm_mmap_write_trylock(struct mm_struct *mm)
-{
-	if (!down_write_trylock(&mm->mmap_lock))
-		return false;
-	mm_lock_seqcount_begin(mm);
-	return true;
-}
-
 /* Move the upper levels if a look under mmap_read_lock found one misplaced. */
 static void ptm_upper_pass(struct ptm_pass *p, bool wait)
 {
@@ -979,7 +987,7 @@ static void ptm_upper_pass(struct ptm_pass *p, bool wait)
 	if (wait) {
 		if (mmap_write_lock_killable(mm))
 			return;
-	} else if (!ptm_mmap_write_trylock(mm)) {
+	} else if (!mmap_write_trylock(mm)) {
 		count_vm_event(PT_MIGRATE_BUSY);
 		return;
 	}

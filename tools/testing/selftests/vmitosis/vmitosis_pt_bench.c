@@ -67,37 +67,29 @@ static char *populate(size_t mib, int thp)
 }
 
 /*
- * Flushes per moved table: a child on node 0 with @mib MiB moves it to
- * node 1 with migrate_pages(2), which takes its tables along; the counters
- * are read around the move.
+ * Flushes per moved table, in a child: on node 0 with @mib MiB (@flags:
+ * FIG_THP for THPs, FIG_FIRST for the first figure), it moves them to node
+ * 1 with migrate_pages(2), which takes its tables along; the counters are
+ * read around the move.
  */
-static int flush_figure(size_t mib, int thp, int first)
+#define FIG_THP		1
+#define FIG_FIRST	2
+
+static int flush_figure(int mib, int flags)
 {
 	long long t0, f0, tables, flushes;
-	int status;
-	pid_t pid;
 
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (!pid) {
-		if (pin_node(0) || !populate(mib, thp))
-			_exit(1);
-		t0 = moved_tables();
-		f0 = vmstat_event("pt_migrate_flush");
-		if (pin_node(1) || move_self(0, 1) < 0)
-			_exit(1);
-		tables = moved_tables() - t0;
-		flushes = vmstat_event("pt_migrate_flush") - f0;
-		printf("%s    {\"mib\": %zu, \"thp\": %s, ", first ? "" : ",\n", mib,
-		       thp ? "true" : "false");
-		printf("\"tables_moved\": %lld, \"tlb_flushes\": %lld}", tables, flushes);
-		fflush(stdout);
-		_exit(0);
-	}
-	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status))
-		return -1;
+	if (pin_node(0) || !populate(mib, flags & FIG_THP))
+		return 1;
+	t0 = moved_tables();
+	f0 = vmstat_event("pt_migrate_flush");
+	if (pin_node(1) || move_self(0, 1) < 0)
+		return 1;
+	tables = moved_tables() - t0;
+	flushes = vmstat_event("pt_migrate_flush") - f0;
+	printf("%s    {\"mib\": %d, \"thp\": %s, ", flags & FIG_FIRST ? "" : ",\n",
+	       mib, flags & FIG_THP ? "true" : "false");
+	printf("\"tables_moved\": %lld, \"tlb_flushes\": %lld}", tables, flushes);
 	return 0;
 }
 
@@ -190,9 +182,9 @@ int main(int argc, char **argv)
 		return 1;
 	printf("{\n  \"gpt_flushes\": [\n");
 	fflush(stdout);
-	ret |= flush_figure(64, 0, 1);
-	ret |= flush_figure(256, 0, 0);
-	ret |= flush_figure(256, 1, 0);
+	ret |= in_child(flush_figure, 64, FIG_FIRST);
+	ret |= in_child(flush_figure, 256, 0);
+	ret |= in_child(flush_figure, 256, FIG_THP);
 	printf("\n  ],\n  \"mmap_latency_other_process\": [\n");
 	fflush(stdout);
 	ret |= latency_figure(libc, 0, 1);
