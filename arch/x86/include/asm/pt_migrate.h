@@ -6,7 +6,7 @@
 #ifndef _ASM_X86_PT_MIGRATE_H
 #define _ASM_X86_PT_MIGRATE_H
 
-#include <asm/pgtable.h>
+#include <linux/pgtable.h>
 
 /*
  * The bits of a page-table entry, at any level, that the CPU sets on its
