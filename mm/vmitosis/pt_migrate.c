@@ -71,10 +71,12 @@ static unsigned int pt_migration_batch = 256;
 
 /*
  * Distinct rmap locks (anon_vma roots, file mappings) an upper table's move
- * may hold, and VMAs it may write-lock: a table over more stays (lockdep
- * holds at most 48 locks; a move's lock hold stays bounded).
+ * may hold: a table over more stays. Lockdep tracks at most 48 held locks
+ * (MAX_LOCK_DEPTH); the rest is left to the caller's own. A small process
+ * already maps 20 to 30 (each library, and an anon_vma root per thread
+ * stack and per unmerged anonymous mapping), and the PGD maps them all.
  */
-#define PTM_MAX_LOCKS	24
+#define PTM_MAX_LOCKS	40
 
 /*
  * Old copies of tables of PTEs retired under one TLB flush and freed after

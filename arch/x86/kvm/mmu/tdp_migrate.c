@@ -332,14 +332,13 @@ static struct kvm_mmu_page *tdp_alloc_sp_on(int nid)
 		return NULL;
 	}
 	sp->spt = page_address(page);
-	INIT_LIST_HEAD(&sp->possible_nx_huge_page_link);
-	set_page_private(page, (unsigned long)sp);
 	return sp;
 }
 
 /*
- * Give @new_sp @old_sp's role and a copy of its SPTEs, and point the child
- * tables' back pointers into @new_sp. mmu_lock is held for write.
+ * Make @new_sp stand in for @old_sp (kvm_tdp_mmu_init_replacement_sp()) with
+ * a copy of its SPTEs, and point the child tables' back pointers into
+ * @new_sp. mmu_lock is held for write.
  */
 static void tdp_copy_sp(struct kvm *kvm, struct kvm_mmu_page *new_sp,
 			struct kvm_mmu_page *old_sp)
@@ -347,10 +346,7 @@ static void tdp_copy_sp(struct kvm *kvm, struct kvm_mmu_page *new_sp,
 	int level = old_sp->role.level, i;
 
 	lockdep_assert_held_write(&kvm->mmu_lock);
-	new_sp->role = old_sp->role;
-	new_sp->gfn = old_sp->gfn;
-	new_sp->ptep = old_sp->ptep;
-	new_sp->tdp_mmu_page = true;
+	kvm_tdp_mmu_init_replacement_sp(kvm, new_sp, old_sp);
 
 	for (i = 0; i < SPTE_ENT_PER_PAGE; i++) {
 		u64 spte = kvm_tdp_mmu_read_spte((tdp_ptep_t)(old_sp->spt + i));
@@ -360,15 +356,6 @@ static void tdp_copy_sp(struct kvm *kvm, struct kvm_mmu_page *new_sp,
 		new_sp->spt[i] = spte;
 		if (is_shadow_present_pte(spte) && !is_last_spte(spte, level))
 			spte_to_child_sp(spte)->ptep = (tdp_ptep_t)(new_sp->spt + i);
-	}
-
-	if (old_sp->nx_huge_page_disallowed) {
-		spin_lock(&kvm->arch.tdp_mmu_pages_lock);
-		new_sp->nx_huge_page_disallowed = true;
-		if (!list_empty(&old_sp->possible_nx_huge_page_link))
-			list_replace_init(&old_sp->possible_nx_huge_page_link,
-					  &new_sp->possible_nx_huge_page_link);
-		spin_unlock(&kvm->arch.tdp_mmu_pages_lock);
 	}
 }
 
@@ -471,8 +458,6 @@ static bool tdp_migrate_child(struct kvm_tdp_migrate *m, struct tdp_iter *iter,
 	} while (!try_cmpxchg64(sptep, &old_spte, new_spte));
 	iter->old_spte = new_spte;
 
-	kvm_account_pgtable_pages((void *)new_sp->spt, 1);
-	kvm_account_pgtable_pages((void *)old_sp->spt, -1);
 	trace_kvm_mmu_migrate_sp(new_sp, from, nid);
 
 	m->pending[m->nr_pending].old_sp = old_sp;
