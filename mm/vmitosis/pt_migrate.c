@@ -17,13 +17,16 @@
  * PMD (pte_offset_map_lock(), GUP-fast). Old copies are flushed from the
  * TLBs and freed through RCU in batches, as pte_free_defer() does one.
  *
- * Upper tables are few, and rmap walkers and truncation change their entries
- * holding only an rmap lock and the PMD lock of the table they found, without
- * rechecking that the table is still linked. They therefore move under
- * mmap_write_lock, with the VMAs the table maps write-locked and the rmap
- * locks of those VMAs taken by trylock (nothing of other processes is waited
- * for, nothing system-wide taken), and only after a read-locked look found
- * one misplaced.
+ * Upper tables are few, and move under mmap_write_lock, with the VMAs the
+ * table maps write-locked, only after a read-locked look found one
+ * misplaced. Rmap walkers and truncation hold no mmap_lock. They change PMD
+ * entries holding only an rmap lock and the PMD lock of the table they
+ * found, without rechecking that it is still linked: a PMD table moves with
+ * the rmap locks of its VMAs taken by trylock (nothing of other processes is
+ * waited for, nothing system-wide taken). Above the PMD tables they only
+ * read: a PUD or P4D table or the PGD moves while they may still read the
+ * old copy, which stays intact until each rmap lock of the range has been
+ * taken and dropped once (ptm_rmap_barrier()).
  */
 
 #define pr_fmt(fmt) "pt_migration: " fmt
@@ -70,11 +73,12 @@ static DEFINE_MUTEX(pt_migration_mutex);
 static unsigned int pt_migration_batch = 256;
 
 /*
- * Distinct rmap locks (anon_vma roots, file mappings) an upper table's move
- * may hold: a table over more stays. Lockdep tracks at most 48 held locks
- * (MAX_LOCK_DEPTH); the rest is left to the caller's own. A small process
- * already maps 20 to 30 (each library, and an anon_vma root per thread
- * stack and per unmerged anonymous mapping), and the PGD maps them all.
+ * Distinct rmap locks (anon_vma roots, file mappings) a PMD table's move may
+ * hold: a table over more stays. Lockdep tracks at most 48 held locks
+ * (MAX_LOCK_DEPTH); the rest is left to the caller's own. A PMD table maps
+ * 1 GiB: a small process maps 20 to 30 in all (each library, and an
+ * anon_vma root per thread stack and per unmerged anonymous mapping), and
+ * the tables above hold none of them at once.
  */
 #define PTM_MAX_LOCKS	40
 
@@ -266,6 +270,20 @@ static void ptm_retire_copy(void *new, void *old)
 	}
 }
 
+/*
+ * Above the PMD tables, after the new copy is linked and the TLBs flushed:
+ * merge the Accessed bits a CPU set in the old copy, which stays intact for
+ * the rmap walkers that may still read it (ptm_rmap_barrier()).
+ */
+static void ptm_merge_copy(void *new, void *old)
+{
+	unsigned long *n = new, *o = old;
+	int i;
+
+	for (i = 0; i < PTRS_PER_PTE; i++)
+		ptm_merge_ad(&n[i], READ_ONCE(o[i]));
+}
+
 static void ptm_free_pte_rcu(struct rcu_head *head)
 {
 	struct ptdesc *ptdesc = container_of(head, struct ptdesc, pt_rcu_head);
@@ -334,9 +352,10 @@ static void ptm_retire_pte_table(struct ptm_pass *p, struct ptdesc *old,
 
 /*
  * An upper table, whose destructor has run: nobody can take its lock any
- * more (upper tables move excluding every walker that takes one), and
- * pt_rcu_head overlays pmd_huge_pte, which the PMD destructor checks.
- * GUP-fast may still read it until a grace period has passed.
+ * more (a PMD table moves excluding every walker that takes one; nobody
+ * takes one of a PUD table but page_table_lock), and pt_rcu_head overlays
+ * pmd_huge_pte, which the PMD destructor checks. GUP-fast may still read it
+ * until a grace period has passed.
  */
 static void ptm_free_upper_rcu(struct rcu_head *head)
 {
@@ -377,7 +396,9 @@ static bool ptm_mm_movable(struct mm_struct *mm)
 
 /*
  * Whether a table mapping [@addr, @end) may move: not under hugetlb, whose
- * PMD tables may be shared between processes.
+ * PMD tables may be shared between processes, nor under DAX, whose huge PUD
+ * entries truncation splits holding only an rmap lock (an upper table moves
+ * while such walkers may still hold the old copy, ptm_rmap_barrier()).
  */
 static bool ptm_range_movable(struct mm_struct *mm, unsigned long addr,
 			      unsigned long end)
@@ -387,7 +408,7 @@ static bool ptm_range_movable(struct mm_struct *mm, unsigned long addr,
 
 	vma_iter_init(&vmi, mm, addr);
 	for_each_vma_range(vmi, vma, end) {
-		if (is_vm_hugetlb_page(vma))
+		if (is_vm_hugetlb_page(vma) || vma_is_dax(vma))
 			return false;
 	}
 	return true;
@@ -414,34 +435,51 @@ static void ptm_unlock_range(struct ptm_pass *p)
 
 /*
  * Before an upper table mapping [@start, @end) moves, with mmap_lock held
- * for write: exclude everything else that may hold a pointer into it or
- * change its entries. Page faults under a per-VMA lock: the VMAs there are
- * write-locked (until mmap_write_unlock()). Reverse-map walks and
- * truncation, which hold an rmap lock of the VMA they walk and only the PMD
- * lock of the table they found: the anon_vma (its root) and the file
- * mapping of each of those VMAs, taken by trylock, since other processes
- * hold them too; another process's walk is never waited for, and the table
- * stays if one is busy or there are too many. False then.
+ * for write: write-lock the VMAs there against page faults under a per-VMA
+ * lock (until mmap_write_unlock()), which may link a table into it. False
+ * if there are more than PTM_MAX_VMAS: the table stays.
  */
-static bool ptm_lock_range(struct ptm_pass *p, unsigned long start, unsigned long end)
+static bool ptm_lock_vmas(struct ptm_pass *p, unsigned long start, unsigned long end)
 {
 	struct vm_area_struct *vma;
 	struct vma_iterator vmi;
 	int n = 0;
 
 	mmap_assert_write_locked(p->mm);
+	vma_iter_init(&vmi, p->mm, start);
+	for_each_vma_range(vmi, vma, end) {
+		if (++n > PTM_MAX_VMAS) {
+			count_vm_event(PT_MIGRATE_BUSY);
+			return false;
+		}
+		vma_start_write(vma);
+	}
+	return true;
+}
+
+/*
+ * Before a PMD table mapping [@start, @end) moves, with mmap_lock held for
+ * write: exclude everything else that may hold a pointer into it or change
+ * its entries. Page faults under a per-VMA lock: ptm_lock_vmas(). Reverse-map
+ * walks and truncation, which hold an rmap lock of the VMA they walk and
+ * only the PMD lock of the table they found: the anon_vma (its root) and the
+ * file mapping of each of those VMAs, taken by trylock, since other
+ * processes hold them too; another process's walk is never waited for, and
+ * the table stays if one is busy or there are too many. False then.
+ */
+static bool ptm_lock_range(struct ptm_pass *p, unsigned long start, unsigned long end)
+{
+	struct vm_area_struct *vma;
+	struct vma_iterator vmi;
+
 	/*
 	 * Every VMA first, then the rmap locks: a page fault holds its VMA's
 	 * lock for read while it takes the anon_vma lock (anon_vma_prepare(),
 	 * and the anon_vma may be shared with the next VMA), so waiting for
 	 * a VMA's lock while holding an rmap lock could deadlock.
 	 */
-	vma_iter_init(&vmi, p->mm, start);
-	for_each_vma_range(vmi, vma, end) {
-		if (++n > PTM_MAX_VMAS)
-			goto busy;
-		vma_start_write(vma);
-	}
+	if (!ptm_lock_vmas(p, start, end))
+		return false;
 	vma_iter_init(&vmi, p->mm, start);
 	for_each_vma_range(vmi, vma, end) {
 		if (vma->anon_vma && !ptm_trylock(p, &vma->anon_vma->root->rwsem))
@@ -455,6 +493,47 @@ busy:
 	ptm_unlock_range(p);
 	count_vm_event(PT_MIGRATE_BUSY);
 	return false;
+}
+
+/*
+ * After a PUD or P4D table or the PGD mapping [@start, @end) was replaced,
+ * with mmap_lock still held for write: wait until no reverse-map walk or
+ * truncation can still be reading the old copy. They hold an rmap lock of
+ * the VMA they walk for the whole walk, and looked the table up under it:
+ * once each of those locks has been taken for write and dropped, every walk
+ * that began before the switch has ended. Above the PMD tables they never
+ * write an entry (huge PUDs, which truncation splits, are DAX's, which do not
+ * move), and mmap_lock keeps the entries from changing meanwhile, so the old
+ * copy they read says what the new one does. One lock at a time, in the
+ * order of mm/rmap.c (mmap_lock, then i_mmap_rwsem, then anon_vma), each
+ * held for no work: another process's walk of a shared library delays this
+ * by its own length, and its next walk or mmap() of the library by this
+ * lock's hand-over only.
+ */
+static void ptm_rmap_barrier(struct ptm_pass *p, unsigned long start, unsigned long end)
+{
+	struct address_space *mapping, *last_mapping = NULL;
+	struct anon_vma *root, *last_root = NULL;
+	struct vm_area_struct *vma;
+	struct vma_iterator vmi;
+
+	mmap_assert_write_locked(p->mm);
+	vma_iter_init(&vmi, p->mm, start);
+	for_each_vma_range(vmi, vma, end) {
+		mapping = vma->vm_file ? vma->vm_file->f_mapping : NULL;
+		if (mapping && mapping != last_mapping) {
+			i_mmap_lock_write(mapping);
+			i_mmap_unlock_write(mapping);
+			last_mapping = mapping;
+		}
+		root = vma->anon_vma ? vma->anon_vma->root : NULL;
+		if (root && root != last_root) {
+			down_write(&root->rwsem);
+			up_write(&root->rwsem);
+			last_root = root;
+		}
+		cond_resched();
+	}
 }
 
 /* Move the table of PTEs under @pmdp, mapping from @addr; mmap_lock held. */
@@ -648,8 +727,9 @@ static bool ptm_decide(struct ptm_pass *p, void *old, int *from, int *to)
  * parent entry @parent that maps from @addr, and retire @old. Their entries
  * change only under mmap_lock for write or page_table_lock, which
  * __pmd_alloc() and __pud_alloc() take to link a table: a real pass holds
- * both. With PTI, p4d_populate() (4-level paging: the PGD entry) and
- * pgd_populate() mirror the entry into the user half of the PGD.
+ * both, and page faults under a per-VMA lock are kept out. With PTI,
+ * p4d_populate() (4-level paging: the PGD entry) and pgd_populate() mirror
+ * the entry into the user half of the PGD.
  */
 static bool ptm_relink(struct ptm_pass *p, int level, void *parent, void *old,
 		       void *new, unsigned long addr, int from, int to)
@@ -658,7 +738,7 @@ static bool ptm_relink(struct ptm_pass *p, int level, void *parent, void *old,
 	unsigned long size = level == PTM_PUD ? P4D_SIZE : PGDIR_SIZE;
 	int i;
 
-	if (!ptm_lock_range(p, addr, addr + size))
+	if (!ptm_lock_vmas(p, addr, addr + size))
 		return false;
 	spin_lock(&mm->page_table_lock);
 	if (level == PTM_PUD) {
@@ -676,9 +756,9 @@ static bool ptm_relink(struct ptm_pass *p, int level, void *parent, void *old,
 	}
 	flush_tlb_mm_range(mm, addr, addr + size, PAGE_SHIFT, true);
 	count_vm_event(PT_MIGRATE_FLUSH);
-	ptm_retire_copy(new, old);
+	ptm_merge_copy(new, old);
 	spin_unlock(&mm->page_table_lock);
-	ptm_unlock_range(p);
+	ptm_rmap_barrier(p, addr, addr + size);
 
 	/* P4D tables have no constructor in 6.12: p4d_free() frees the page. */
 	if (level == PTM_PUD)
@@ -691,10 +771,11 @@ static bool ptm_relink(struct ptm_pass *p, int level, void *parent, void *old,
 /*
  * The upper levels. Entries are read without their locks in a dry pass
  * (mmap_lock held for read: the tables covering VMAs stay linked); a real
- * pass holds mmap_lock for write and, while it copies a table, the rmap
+ * pass holds mmap_lock for write and, while it copies a PMD table, the rmap
  * locks of what the table maps (ptm_lock_range()), so nothing else changes
  * an upper entry, and takes the page-table locks for the hardware and for
- * GUP-fast.
+ * GUP-fast. Above the PMD tables, the old copy outlives the rmap walkers
+ * that may read it instead (ptm_rmap_barrier()).
  */
 static void ptm_pmd_table(struct ptm_pass *p, pud_t *pudp, unsigned long addr)
 {
@@ -843,11 +924,17 @@ static void ptm_p4d_table(struct ptm_pass *p, pgd_t *pgdp, unsigned long addr)
 		__free_page(page);
 }
 
+static void ptm_free_pgd_rcu(struct rcu_head *head)
+{
+	__free_pages(container_of(head, struct page, rcu_head), PGD_ALLOCATION_ORDER);
+}
+
 static void ptm_pgd(struct ptm_pass *p)
 {
 	struct mm_struct *mm = p->mm;
 	struct page *page;
 	unsigned long addr;
+	pgd_t *old = mm->pgd;
 	int from, to;
 
 	ptm_count(PTM_PGD, false);
@@ -875,16 +962,13 @@ static void ptm_pgd(struct ptm_pass *p)
 	page = ptm_alloc(p, to, PGD_ALLOCATION_ORDER);
 	if (!page)
 		return;
-	if (!ptm_lock_range(p, 0, TASK_SIZE_MAX)) {
+	if (!ptm_lock_vmas(p, 0, TASK_SIZE_MAX) || arch_pt_migrate_pgd(mm, page)) {
 		__free_pages(page, PGD_ALLOCATION_ORDER);
 		return;
 	}
-	if (arch_pt_migrate_pgd(mm, page)) {
-		ptm_unlock_range(p);
-		__free_pages(page, PGD_ALLOCATION_ORDER);
-		return;
-	}
-	ptm_unlock_range(p);
+	/* GUP-fast may still be reading it, after the walkers of the rmap. */
+	ptm_rmap_barrier(p, 0, TASK_SIZE_MAX);
+	call_rcu(&virt_to_page(old)->rcu_head, ptm_free_pgd_rcu);
 	ptm_moved(p, PTM_PGD, 0, from, to);
 }
 

@@ -8,24 +8,17 @@
  * one on pgd_list and in mm->pgd; then every CPU in mm_cpumask() that has
  * the mm loaded, lazily or not, reloads CR3, and the mm's TLB generation
  * moves on so that a CPU coming back to a PCID it cached for the mm
- * flushes it. GUP-fast may still be reading the old copy, which is
- * therefore freed through RCU. Until a CPU took the IPI, its CR3 holds the
- * old PGD: cpu_tlbstate.loaded_pgd says which, for the checks that compare.
+ * flushes it. The old copy is left intact for the caller, which frees it
+ * once no reverse-map walk or GUP-fast can still be reading it. Until a CPU
+ * took the IPI, its CR3 holds the old PGD: cpu_tlbstate.loaded_pgd says
+ * which, for the checks that compare.
  */
 #include <linux/iommu.h>
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
 #include <linux/pt_migrate.h>
-#include <linux/rcupdate.h>
 #include <linux/pgalloc.h>
 #include <asm/tlbflush.h>
-
-static void pt_migrate_free_pgd(struct rcu_head *head)
-{
-	struct page *page = container_of(head, struct page, rcu_head);
-
-	__free_pages(page, PGD_ALLOCATION_ORDER);
-}
 
 int arch_pt_migrate_pgd(struct mm_struct *mm, struct page *page)
 {
@@ -68,7 +61,5 @@ int arch_pt_migrate_pgd(struct mm_struct *mm, struct page *page)
 #ifdef CONFIG_MODIFY_LDT_SYSCALL
 	up_write(&mm->context.ldt_usr_sem);
 #endif
-
-	call_rcu(&virt_to_page(old)->rcu_head, pt_migrate_free_pgd);
 	return 0;
 }

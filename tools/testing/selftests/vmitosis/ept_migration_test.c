@@ -70,6 +70,53 @@ static int tables_on(struct rm_vm *v, int node, int *total)
 	return on;
 }
 
+/*
+ * TDP table pages below the roots on @node: what KVM counts in the node's
+ * SecPageTables (a root is not counted). Each root is the one table of its
+ * top level.
+ */
+static int tables_below_roots_on(struct rm_vm *v, int node)
+{
+	char dir[96], path[128], line[512];
+	int ids[64], levels[64], counts[64], top[64] = { 0 };
+	int nr = 0, below = 0, i;
+	FILE *f;
+
+	rm_vm_debugfs(v, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/tdp_pt_nodes", dir);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (nr < 64 && fgets(line, sizeof(line), f)) {
+		char *p = strchr(line, ':');
+		int id, level, n;
+
+		if (sscanf(line, "root %d tables level %d:", &id, &level) != 2 || !p)
+			continue;
+		ids[nr] = id;
+		levels[nr] = level;
+		counts[nr] = 0;
+		for (p++, n = 0; n <= node; n++) {
+			char *end;
+			long c = strtol(p, &end, 10);
+
+			if (end == p)
+				break;
+			if (n == node)
+				counts[nr] = c;
+			p = end;
+		}
+		if (id >= 0 && id < 64 && level > top[id])
+			top[id] = level;
+		nr++;
+	}
+	fclose(f);
+	for (i = 0; i < nr; i++)
+		if (ids[i] < 0 || ids[i] >= 64 || levels[i] < top[ids[i]])
+			below += counts[i];
+	return below;
+}
+
 static int migrate_tables_now(struct rm_vm *v)
 {
 	char dir[96], path[128];
@@ -166,11 +213,18 @@ static int wait_tables_on(struct rm_vm *v, int node, int seconds)
 TEST_F(vm, tables_follow_memory)
 {
 	long long pages, faults;
-	int total, on, secs;
+	long sec0, sec1;
+	int total, on, secs, below;
 
 	on = tables_on(&self->v, 0, &total);
 	ASSERT_LE(4, total);		/* the root, 2 upper tables, 1 leaf table */
 	ASSERT_EQ(total, on);
+	below = tables_below_roots_on(&self->v, 0);
+	ASSERT_LE(3, below);
+	fold_vmstat();
+	sec0 = node_meminfo_kb(0, "SecPageTables");
+	sec1 = node_meminfo_kb(1, "SecPageTables");
+	ASSERT_LE(below * 4L, sec0);
 
 	ASSERT_EQ(0, write_str(PARAM, "1"));
 	ASSERT_EQ(0, move_vm(&self->v, 0, 1));
@@ -181,6 +235,15 @@ TEST_F(vm, tables_follow_memory)
 	on = tables_on(&self->v, 1, &total);
 	TH_LOG("%d of %d tables on node 1 after %d s", on, total, secs);
 	ASSERT_LE(0, secs);
+
+	/*
+	 * The moved tables are counted on their new node, and no longer on
+	 * the old one: this VM is the only user of secondary page tables.
+	 */
+	EXPECT_EQ(below, tables_below_roots_on(&self->v, 1));
+	fold_vmstat();
+	EXPECT_EQ(sec0 - below * 4L, node_meminfo_kb(0, "SecPageTables"));
+	EXPECT_EQ(sec1 + below * 4L, node_meminfo_kb(1, "SecPageTables"));
 
 	/* Copied, not zapped: every mapping survived, and the guest refaults nothing. */
 	pages = vm_stat(self->v.vm, "pages_4k");

@@ -18,6 +18,7 @@
 #include "vmitosis_klog.h"
 
 #define SZ_2M		(2UL << 20)
+#define SZ_1G		(1024UL << 20)
 #define REGION_MB	256UL
 #define LEVELS		5
 
@@ -368,6 +369,47 @@ static unsigned long checksum(const unsigned long *p, size_t size)
 	return sum;
 }
 
+/* What a child maps besides its region (start_child()'s @flags). */
+#define CHILD_THP		1	/* the region in THPs */
+#define CHILD_MANY_LOCKS	2	/* and SPREAD_SLOTS anon_vmas more */
+
+#define SPREAD_SLOTS	64
+
+/*
+ * Fault in SPREAD_SLOTS pages of their own, each at the start of a 1 GiB
+ * slot and between PROT_NONE gaps, so that no two merge or share an
+ * anon_vma: each has an rmap lock of its own, more of them under the tables
+ * above the PMD tables than a move could hold at once (40), but only one
+ * under each PMD table. Returns the first slot, or NULL.
+ */
+static char *spread_anon_vmas(void)
+{
+	char *base;
+	int i;
+
+	base = mmap(NULL, (SPREAD_SLOTS + 1) * SZ_1G, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (base == MAP_FAILED)
+		return NULL;
+	base = (char *)(((unsigned long)base + SZ_1G - 1) & ~(SZ_1G - 1));
+	for (i = 0; i < SPREAD_SLOTS; i++) {
+		if (mprotect(base + i * SZ_1G, 4096, PROT_READ | PROT_WRITE))
+			return NULL;
+		base[i * SZ_1G] = (char)(i + 1);
+	}
+	return base;
+}
+
+static int spread_intact(const char *base)
+{
+	int i;
+
+	for (i = 0; base && i < SPREAD_SLOTS; i++)
+		if (base[i * SZ_1G] != (char)(i + 1))
+			return 0;
+	return 1;
+}
+
 static int stop;
 
 static void on_term(int sig)
@@ -376,26 +418,31 @@ static void on_term(int sig)
 }
 
 /*
- * The child: fault @size of memory in from node 0, report ready on @out,
- * wait for a byte on @in, move to node 1's CPUs and keep reading the memory
- * (NUMA balancing needs the accesses) until SIGTERM. Exits 0 if the data
- * is intact, 2 if not, 1 on a setup failure.
+ * The child: fault @size of memory in from node 0 (and what @flags add),
+ * report ready on @out, wait for a byte on @in, move to node 1's CPUs and
+ * keep reading the memory (NUMA balancing needs the accesses) until
+ * SIGTERM. Exits 0 if the data is intact, 2 if not, 1 on a setup failure.
  */
-static int child(int in, int out, int thp)
+static int child(int in, int out, int flags)
 {
 	size_t i, region = region_size();
 	unsigned long *p, sum, sink = 0;
-	char c;
+	char c, *spread = NULL;
 
 	signal(SIGTERM, on_term);
 	if (pin_node(0))
 		return 1;
+	if (flags & CHILD_MANY_LOCKS) {
+		spread = spread_anon_vmas();
+		if (!spread)
+			return 1;
+	}
 	p = mmap(NULL, region + SZ_2M, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return 1;
 	p = (unsigned long *)(((unsigned long)p + SZ_2M - 1) & ~(SZ_2M - 1));
-	if (madvise(p, region, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE))
+	if (madvise(p, region, flags & CHILD_THP ? MADV_HUGEPAGE : MADV_NOHUGEPAGE))
 		return 1;
 	for (i = 0; i < region / sizeof(*p); i += 512)
 		p[i] = i * 2654435761UL;
@@ -407,7 +454,7 @@ static int child(int in, int out, int thp)
 	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED))
 		for (i = 0; i < region / sizeof(*p); i += 512)
 			sink += p[i];
-	return checksum(p, region) == sum && sink != 1 ? 0 : 2;
+	return checksum(p, region) == sum && spread_intact(spread) && sink != 1 ? 0 : 2;
 }
 
 enum how { BY_BALANCING, BY_MIGRATE_PAGES };
@@ -417,7 +464,7 @@ struct run {
 	int to_child, from_child;
 };
 
-static int start_child(struct run *r, int thp)
+static int start_child(struct run *r, int flags)
 {
 	int down[2], up[2];
 	cpu_set_t all;
@@ -431,7 +478,7 @@ static int start_child(struct run *r, int thp)
 	if (r->pid < 0)
 		return -1;
 	if (!r->pid)
-		_exit(child(down[0], up[1], thp));
+		_exit(child(down[0], up[1], flags));
 	sched_setaffinity(0, sizeof(all), &all);
 	close(down[0]);
 	close(up[1]);
@@ -514,7 +561,7 @@ static long long tables_moved(void)
  * process owns than before (pagetables_kb()).
  */
 static void moves_with(struct __test_metadata *_metadata, long pagetables_before,
-		       enum how how, int thp)
+		       enum how how, int flags)
 {
 	int timeout = how == BY_BALANCING ? BALANCING_TIMEOUT_S : MIGRATE_TIMEOUT_S;
 	long long moved = tables_moved();
@@ -528,7 +575,7 @@ static void moves_with(struct __test_metadata *_metadata, long pagetables_before
 	ASSERT_EQ(0, write_str("/proc/sys/vm/pt_migration", "1"));
 	ASSERT_EQ(0, write_str("/proc/sys/kernel/numa_balancing",
 			       how == BY_BALANCING ? "1" : "0"));
-	ASSERT_EQ(0, start_child(&r, thp));
+	ASSERT_EQ(0, start_child(&r, flags));
 	share = min_share(r.pid, 0, 0, why, sizeof(why), NULL);
 	TH_LOG("before: tables on node 0 per level:%s", why);
 	ASSERT_GE(share, 99.0);
@@ -572,7 +619,7 @@ TEST_F_TIMEOUT(pt_migration, follow_numa_balancing_4k, 300)
 
 TEST_F_TIMEOUT(pt_migration, follow_numa_balancing_thp, 300)
 {
-	moves_with(_metadata, self->pagetables_before, BY_BALANCING, 1);
+	moves_with(_metadata, self->pagetables_before, BY_BALANCING, CHILD_THP);
 }
 
 TEST_F_TIMEOUT(pt_migration, follow_migrate_pages_4k, 120)
@@ -582,7 +629,16 @@ TEST_F_TIMEOUT(pt_migration, follow_migrate_pages_4k, 120)
 
 TEST_F_TIMEOUT(pt_migration, follow_migrate_pages_thp, 120)
 {
-	moves_with(_metadata, self->pagetables_before, BY_MIGRATE_PAGES, 1);
+	moves_with(_metadata, self->pagetables_before, BY_MIGRATE_PAGES, CHILD_THP);
+}
+
+/*
+ * More distinct rmap locks under the PUD table, the P4D table and the PGD
+ * than a move could hold at once: those tables move all the same.
+ */
+TEST_F_TIMEOUT(pt_migration, follow_migrate_pages_many_rmap_locks, 120)
+{
+	moves_with(_metadata, self->pagetables_before, BY_MIGRATE_PAGES, CHILD_MANY_LOCKS);
 }
 
 /* With vm.pt_migration=0 the data moves and the page tables stay. */
