@@ -31,6 +31,7 @@
 
 #define pr_fmt(fmt) "pt_migration: " fmt
 
+#include <linux/bpf.h>
 #include <linux/compat.h>
 #include <linux/hugetlb.h>
 #include <linux/init.h>
@@ -395,11 +396,30 @@ static bool ptm_mm_movable(struct mm_struct *mm)
 }
 
 /*
- * Whether a table mapping [@addr, @end) may move: not under hugetlb, whose
- * PMD tables may be shared between processes, nor under DAX, whose huge PUD
- * entries truncation splits holding only an rmap lock (an upper table moves
- * while such walkers may still hold the old copy, ptm_rmap_barrier()).
+ * Whether tables over @vma may move. Not over hugetlb, whose PMD tables may
+ * be shared between processes. Not over mappings whose entries are written
+ * by walkers that hold no mmap_lock and may have found the old copy of an
+ * upper table: DAX and PFN maps with huge PMD or PUD entries (vfio-pci's
+ * BARs), which truncation and drivers' zaps clear holding only an rmap lock
+ * (a PUD or P4D table or the PGD moves while such walkers may still read the
+ * old copy, ptm_rmap_barrier()); and BPF maps, whose arena zaps its pages
+ * in every process that maps it holding no lock of theirs at all.
  */
+static bool ptm_vma_movable(struct vm_area_struct *vma)
+{
+	if (is_vm_hugetlb_page(vma) || vma_is_dax(vma))
+		return false;
+	if ((vma->vm_flags & (VM_PFNMAP | VM_MIXEDMAP)) && vma->vm_ops &&
+	    vma->vm_ops->huge_fault)
+		return false;
+#ifdef CONFIG_BPF_SYSCALL
+	if (vma->vm_file && vma->vm_file->f_op == &bpf_map_fops)
+		return false;
+#endif
+	return true;
+}
+
+/* Whether a table mapping [@addr, @end) may move (ptm_vma_movable()). */
 static bool ptm_range_movable(struct mm_struct *mm, unsigned long addr,
 			      unsigned long end)
 {
@@ -408,7 +428,7 @@ static bool ptm_range_movable(struct mm_struct *mm, unsigned long addr,
 
 	vma_iter_init(&vmi, mm, addr);
 	for_each_vma_range(vmi, vma, end) {
-		if (is_vm_hugetlb_page(vma) || vma_is_dax(vma))
+		if (!ptm_vma_movable(vma))
 			return false;
 	}
 	return true;
@@ -937,6 +957,8 @@ static void ptm_pgd(struct ptm_pass *p)
 	pgd_t *old = mm->pgd;
 	int from, to;
 
+	if (!ptm_range_movable(mm, 0, TASK_SIZE_MAX))
+		return;
 	ptm_count(PTM_PGD, false);
 	ptm_clear_votes(p);
 	for (addr = 0; addr < TASK_SIZE_MAX; addr += PGDIR_SIZE) {
