@@ -11,6 +11,12 @@ System.map) to stdout. vm.sh calls it before it stops an emulated host that hang
 --jit prints one line of TCG's statistics instead (info jit): how often QEMU has flushed its
 translated code, which kicks every vCPU out of the code it runs, and how full the buffer is.
 vm.sh samples it while L1 runs (build/l1-jit.log).
+
+    cpu-dump.py --status MONITOR_SOCKET    the run state (info status), e.g. "paused (shutdown)"
+    cpu-dump.py --quit MONITOR_SOCKET      end QEMU
+
+vm.sh runs L1 with -action reboot=shutdown,shutdown=pause: a triple fault stops it with its
+registers as they were at the fault, for this script to dump, instead of ending QEMU.
 """
 import bisect
 import re
@@ -70,6 +76,19 @@ def jit(sock):
 def main():
     if sys.argv[1] == "--jit":
         sys.exit(jit(sys.argv[2]))
+    if sys.argv[1] == "--status":
+        st = monitor(sys.argv[2], "info status", timeout=5.0)
+        m = re.search(r"VM status: (.*)", st)
+        print(m.group(1).strip() if m else "unknown")
+        sys.exit(0 if m else 1)
+    if sys.argv[1] == "--quit":
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5.0)
+        s.connect(sys.argv[2])
+        s.sendall(b"quit\n")
+        time.sleep(0.5)
+        s.close()
+        sys.exit(0)
     sock, sysmap, out = sys.argv[1:4]
     regs = monitor(sock, "info registers -a")
     with open(out, "w") as f:

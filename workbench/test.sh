@@ -109,6 +109,8 @@ death_signature() (	# death_signature VM_LOG CONSOLE QEMU_LOG; a subshell: a gre
 	else
 		echo "no report on its console; QEMU logged $(grep -c 'CPU Reset' "$3" 2>/dev/null || true) CPU resets (4 at power-on)"
 	fi
+	# A triple fault: where each vCPU was when it happened (vm.sh, cpu-dump.py).
+	grep -E '^vCPU [0-9]+: RIP' "$1" 2>/dev/null | head -n 8 | cut -c1-160
 	grep -E '^(ok|not ok|# ?RUN|  RUN|#  RUN)' "$1" 2>/dev/null | tail -n 2 | sed 's/^/last: /' | cut -c1-160
 	grep -m1 -E 'no heartbeat|panicked and hangs' "$1" 2>/dev/null | cut -c1-160
 	exit 0
@@ -134,6 +136,7 @@ boot() {	# boot TAG VARIANT APPEND ARGS...: run vmitosis-run-tests ARGS in one L
 		cp "$BUILD/l1-console.log" "$OUT/l1-console-$tag-died$attempt.log"
 		cp "$BUILD/l1-qemu.log" "$OUT/l1-qemu-$tag-died$attempt.log" 2>/dev/null || true
 		cp "$BUILD/l1-hang-registers.log" "$OUT/l1-registers-$tag-died$attempt.log" 2>/dev/null || true
+		cp "$BUILD/l1-death-registers.log" "$OUT/l1-death-registers-$tag-died$attempt.log" 2>/dev/null || true
 		emit "# $tag: the emulated host died without an exit status; evidence in out/*-$tag-died$attempt.log; once more"
 		death_signature "$vlog" "$BUILD/l1-console.log" "$BUILD/l1-qemu.log" | sed "s/^/# $tag death $attempt: /" |
 			tee -a "$log"

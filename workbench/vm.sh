@@ -79,11 +79,19 @@ fi
 
 printf '%s\n' "$CMD" > "$share/cmd"
 # ttyS0 (the kernel console) goes to a log, ttyS1 (CMD's output) to stdout. QEMU logs CPU
-# resets (a triple fault ends the run quietly under -no-reboot) to another.
+# resets (a triple fault pauses L1, see below) to another.
 console=$BUILD/l1-console.log
+# A reset or a power-off pauses L1 instead of ending QEMU, with its registers as they were: a
+# triple fault (a silent death, README: Known) is dumped before QEMU is told to quit.
+a=()
+for w in "${args[@]}"; do
+	if [ "$w" = -no-reboot ]; then a+=(-action reboot=shutdown,shutdown=pause); else a+=("$w"); fi
+done
+args=("${a[@]}")
 args+=(-d cpu_reset -D "$BUILD/l1-qemu.log" -pidfile "$share/qemu.pid"
        -monitor "unix:$share/monitor.sock,server=on,wait=off")
-rm -f "$share/qemu.pid" "$share/monitor.sock" "$BUILD/l1-hang-registers.log"
+rm -f "$share/qemu.pid" "$share/monitor.sock" "$BUILD/l1-hang-registers.log" \
+	"$BUILD/l1-death-registers.log"
 # TCG's flushes of its translated code, sampled every 10 s: each one kicks every vCPU, the
 # event that makes QEMU deliver an interrupt it injected into L2 a second time (README: Known).
 jitlog=$BUILD/l1-jit.log
@@ -125,6 +133,18 @@ while kill -0 $qpid 2>/dev/null; do
 		say "no heartbeat from the emulated host for $HANG s: it hangs; stopping it"
 		cpu_dump
 		kill "$(cat "$share/qemu.pid")" 2>/dev/null || true
+	fi
+	# Paused by a power-off (the exit status is there) or by a reset: a triple fault.
+	if [ $((tick % 10)) = 0 ] && [ -S "$share/monitor.sock" ] &&
+	   st=$(/usr/bin/python3 "$TOP/workbench/cpu-dump.py" --status "$share/monitor.sock" 2>/dev/null) &&
+	   [ "$st" = "paused (shutdown)" ]; then
+		if [ ! -f "$share/rc" ]; then
+			say "the emulated host reset itself (QEMU: $(grep -c 'Triple fault' "$BUILD/l1-qemu.log" 2>/dev/null) triple faults); its vCPUs at the fault (registers in build/l1-death-registers.log):"
+			/usr/bin/python3 "$TOP/workbench/cpu-dump.py" "$share/monitor.sock" "$KOBJ/System.map" \
+				"$BUILD/l1-death-registers.log" >&2 || true
+		fi
+		/usr/bin/python3 "$TOP/workbench/cpu-dump.py" --quit "$share/monitor.sock" 2>/dev/null || true
+		sleep 1
 	fi
 	if [ -z "$booted" ] && [ -s "$share/booted" ]; then
 		booted=$(date +%s.%N)

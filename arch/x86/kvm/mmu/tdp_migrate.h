@@ -43,35 +43,12 @@ static inline void *kvm_tdp_placement_alloc(struct kvm_vcpu *vcpu)
 		return NULL;
 	return __kvm_tdp_placement_alloc(vcpu);
 }
-
-void kvm_tdp_migrate_init(struct kvm *kvm);
-void kvm_tdp_migrate_pre_destroy(struct kvm *kvm);
-void kvm_tdp_migrate_uninit(struct kvm *kvm);
-void kvm_tdp_migrate_create_debugfs(struct kvm *kvm);
-void __kvm_tdp_migrate_kick(struct kvm *kvm, gfn_t start, gfn_t end);
-
-/*
- * Guest memory from GFN @start to @end was unmapped or moved (MMU-notifier
- * invalidation: NUMA balancing, migrate_pages(2), reclaim, ...): the TDP
- * tables that map it may now be on the wrong node, and the next passes look
- * at those GFNs. Costs a patched-out branch while tdp_migration is off.
- */
-static inline void kvm_tdp_migrate_kick(struct kvm *kvm, gfn_t start, gfn_t end)
-{
-	if (static_branch_unlikely(&kvm_tdp_migrate_key))
-		__kvm_tdp_migrate_kick(kvm, start, end);
-}
 #else
 static inline void kvm_tdp_placement_vcpu_init(struct kvm_vcpu *vcpu) { }
 static inline void kvm_tdp_placement_vcpu_free(struct kvm_vcpu *vcpu) { }
 static inline void kvm_tdp_placement_prepare(struct kvm_vcpu *vcpu, kvm_pfn_t pfn) { }
 static inline void kvm_tdp_placement_done(struct kvm_vcpu *vcpu) { }
 static inline void *kvm_tdp_placement_alloc(struct kvm_vcpu *vcpu) { return NULL; }
-static inline void kvm_tdp_migrate_init(struct kvm *kvm) { }
-static inline void kvm_tdp_migrate_pre_destroy(struct kvm *kvm) { }
-static inline void kvm_tdp_migrate_uninit(struct kvm *kvm) { }
-static inline void kvm_tdp_migrate_create_debugfs(struct kvm *kvm) { }
-static inline void kvm_tdp_migrate_kick(struct kvm *kvm, gfn_t start, gfn_t end) { }
 #endif
 
 #endif /* __KVM_X86_MMU_TDP_MIGRATE_H */

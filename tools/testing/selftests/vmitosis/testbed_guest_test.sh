@@ -15,7 +15,7 @@ if ! command -v vmitosis-guest >/dev/null || [ ! -e /dev/kvm ] ||
 	ktap_skip_all "not in the emulated host (vmitosis-guest, /dev/kvm)"
 	exit "$KSFT_SKIP"
 fi
-ktap_set_plan 7
+ktap_set_plan 8
 
 # Every guest is bounded in time; one left behind by an interruption is taken down.
 trap 'kill $gpid 2>/dev/null' EXIT
@@ -92,5 +92,19 @@ vmitosis-guest --numa=oblivious --timeout 30 -- sleep 600
 rc=$? took=$(( $(cut -d. -f1 /proc/uptime) - t0 ))
 [ $took -lt 120 ] || rc="$rc after $took s"
 check "a guest that outlives --timeout is killed, status 124" 124 "$rc"
+
+# A guest that dies before its init runs (here: it has no init, and panics) is
+# booted once more; the death is recorded for the run's count, and the second
+# one's console is checked for kernel reports all the same.
+d=$(mktemp -d /tmp/testbed-died.XXXXXX)
+VMITOSIS_GUEST_RETRIES=$d/retries VMITOSIS_GUEST_REPORTS=$d/reports \
+	vmitosis-guest --numa=oblivious --cpus 1 --timeout "$gt" \
+	--append "rdinit=/nonexistent init=/nonexistent" -- true 2> "$d/err"
+rc=$?
+n=$(cat "$d/retries" 2>/dev/null | wc -l)
+[ -s "$d/reports" ] || n="$n, its console not checked"
+[ "$rc" = 125 ] || sed 's/^/# /' "$d/err" | tail -n 5
+check "a guest that dies before init is booted once more, then status 125" "125 1" "$rc $n"
+rm -rf "$d"
 
 ktap_finished
