@@ -10,10 +10,10 @@ override CMD := $(value CMD)
 override APPEND := $(value APPEND)
 override RUN_ARGS := $(value RUN_ARGS)
 override GUEST_CMD := $(value GUEST_CMD)
-export NODES CPUS MEM DIST APPEND CMD TIMEOUT JOBS FORCE SHARE KCONFIG RUN_ARGS RUNS VARIANT TCG_THREAD TB_SIZE \
-	BOOTS LABEL GUEST_CMD DEBUG_PASS PTI_BOOTS
+export QEMU NODES CPUS MEM DIST APPEND CMD TIMEOUT JOBS FORCE SHARE KCONFIG RUN_ARGS RUNS VARIANT TCG_THREAD TB_SIZE \
+	BOOTS LABEL GUEST_CMD DEBUG_PASS PTI_BOOTS PARALLEL L1LOG
 
-.PHONY: all help deps source tree kernel kernel-debug userland image image-debug vm run soak test \
+.PHONY: all help deps source tree kernel kernel-debug userland image image-debug vm run soak test qemu-7.2 \
 	series series-check writeback deb clean distclean bench
 
 all: image
@@ -22,7 +22,7 @@ help:
 	@echo "make run | test | bench | kernel | kernel-debug | vm [CMD=...] | soak | series | series-check |" \
 		"writeback | deb | clean"
 	@echo "knobs: NODES CPUS MEM DIST APPEND CMD TIMEOUT JOBS FORCE KCONFIG VARIANT BOOTS" \
-		"TCG_THREAD TB_SIZE DEBUG_PASS PTI_BOOTS (see README.md)"
+		"TCG_THREAD TB_SIZE DEBUG_PASS PARALLEL PTI_BOOTS L1LOG (see README.md)"
 
 deps:
 	@$(WB)/deps.sh
@@ -60,11 +60,15 @@ run: image
 bench: image
 	@$(WB)/bench.sh
 
+# Debian 12's QEMU 7.2 next to the installed one, for make soak QEMU=... (README: Known).
+qemu-7.2: deps
+	@$(WB)/qemu-old.sh
+
 # How often the emulated host dies while nested guests boot (BOOTS=30 APPEND=...).
 soak: $(if $(filter debug,$(VARIANT)),image-debug,image)
 	@$(WB)/soak.sh
 
-test: $(if $(filter 1,$(DEBUG_PASS)),image-debug,image)
+test: $(if $(filter 0,$(DEBUG_PASS)),image,image-debug)
 	@$(WB)/test.sh
 
 series: tree

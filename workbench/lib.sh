@@ -10,6 +10,8 @@ BASE_DIR=$BUILD/base          # pristine Debian linux-source-6.12, a git repo ta
 TREE=$BUILD/linux             # expanded tree: base + patches/ + overlay files, one commit per patch
 OBJ=$BUILD/obj                # out-of-tree kernel build directory
 OBJ_DEBUG=$BUILD/obj-debug    # the same kernel with the debug checkers (kernel-debug.config)
+QEMU=${QEMU:-qemu-system-x86_64}  # the emulator of the emulated host (L1): make qemu-7.2 gives an older one
+L1LOG=${L1LOG:-$BUILD/l1}     # where vm.sh writes the emulated host's console and QEMU's logs (-console.log ...)
 
 # Top-level directories of the kernel tree: files of this repository below them are overlay files
 # (new kernel files), everything else (workbench/, patches/, README.md ...) belongs to the project.

@@ -65,8 +65,8 @@ while :; do
 	set -e
 	# Only a host that died gets another boot; a run that failed in the guest is a result.
 	[ "$rc" -eq 125 ] || break
-	cp "$BUILD/l1-console.log" "$OUT/run-died$attempt.log"
-	cp "$BUILD/l1-hang-registers.log" "$OUT/run-died$attempt-registers.log" 2>/dev/null || true
+	cp "$L1LOG-console.log" "$OUT/run-died$attempt.log"
+	cp "$L1LOG-hang-registers.log" "$OUT/run-died$attempt-registers.log" 2>/dev/null || true
 	say "the emulated host died (console kept in out/run-died$attempt.log); booting it again"
 done
 

@@ -17,7 +17,7 @@ BOOTS=${BOOTS:-30}
 GUEST_CMD=${GUEST_CMD:-true}
 [[ $BOOTS =~ ^[1-9][0-9]*$ ]] || die "BOOTS=$BOOTS: a positive number"
 mkdir -p "$OUT"
-qver=$(qemu-system-x86_64 --version | sed -n '1s/.*version \([^ ]*\).*/\1/p')
+qver=$("$QEMU" --version | sed -n '1s/.*version \([^ ]*\).*/\1/p')
 tcg=; [ "${TCG_THREAD:-multi}" = multi ] || tcg=" tcg,thread=$TCG_THREAD"
 [ -z "${TB_SIZE:-}" ] || tcg="$tcg tb-size=$TB_SIZE"
 label=${LABEL:-"qemu $qver$tcg${APPEND:+ $APPEND}"}
@@ -53,9 +53,9 @@ while [ "$(wc -l < "$share/boots")" -lt "$BOOTS" ] && [ $l1boots -lt $(( BOOTS +
 		> "$share/vm.out" 2>&1
 	rc=$?
 	set -e
-	{ echo "=== $label: L1 boot $l1boots, vm.sh status $rc, last JIT sample: $(tail -n 1 "$BUILD/l1-jit.log")"
+	{ echo "=== $label: L1 boot $l1boots, vm.sh status $rc, last JIT sample: $(tail -n 1 "$L1LOG-jit.log")"
 	  cat "$share/vm.out"; } >> "$OUT/soak-vm.log"
-	flushes=$(( ${flushes:-0} + $(tail -n 1 "$BUILD/l1-jit.log" | sed -n 's/.*tb_flushes \([0-9]*\).*/\1/p' | grep . || echo 0) ))
+	flushes=$(( ${flushes:-0} + $(tail -n 1 "$L1LOG-jit.log" | sed -n 's/.*tb_flushes \([0-9]*\).*/\1/p' | grep . || echo 0) ))
 	[ "$rc" -eq 0 ] && continue
 	# 125 is vm.sh's word for an L1 that died or hung; anything else (124: TIMEOUT, a script
 	# that failed) is no measurement of L1 and stops the soak.
@@ -64,14 +64,14 @@ while [ "$(wc -l < "$share/boots")" -lt "$BOOTS" ] && [ $l1boots -lt $(( BOOTS +
 	# The guest that was booting when L1 died counts as one boot, failed with L1.
 	echo "$n died-with-l1 125 0" >> "$share/boots"
 	if grep -q "no heartbeat" "$share/vm.out"; then hangs=$((hangs + 1)); else deaths=$((deaths + 1)); fi
-	cp "$BUILD/l1-console.log" "$OUT/soak-died$((deaths + hangs)).log"
-	cp "$BUILD/l1-hang-registers.log" "$OUT/soak-died$((deaths + hangs))-registers.log" 2>/dev/null || true
+	cp "$L1LOG-console.log" "$OUT/soak-died$((deaths + hangs)).log"
+	cp "$L1LOG-hang-registers.log" "$OUT/soak-died$((deaths + hangs))-registers.log" 2>/dev/null || true
 	# QEMU's CPU-reset log: the register state of a triple fault, which prints nothing.
-	cp "$BUILD/l1-qemu.log" "$OUT/soak-died$((deaths + hangs))-qemu.log" 2>/dev/null || true
+	cp "$L1LOG-qemu.log" "$OUT/soak-died$((deaths + hangs))-qemu.log" 2>/dev/null || true
 	cp "$share/vm.out" "$OUT/soak-died$((deaths + hangs))-vm.log"
-	cp "$BUILD/l1-jit.log" "$OUT/soak-died$((deaths + hangs))-jit.log"
+	cp "$L1LOG-jit.log" "$OUT/soak-died$((deaths + hangs))-jit.log"
 	say "L1 died (vm.sh status $rc) in guest boot $n: $(grep -m1 -E 'BUG:|Oops|general protection|Kernel panic|RIP:' \
-		"$BUILD/l1-console.log" || echo "no panic text")"
+		"$L1LOG-console.log" || echo "no panic text")"
 done
 total=$(wc -l < "$share/boots")
 # One line per nested boot: number, guest mode, vmitosis-guest's status, seconds.

@@ -95,7 +95,7 @@ fi
 # as host and as guests, every vMitosis feature on, the project's tests and the upstream lists.
 retries=0
 boots=	# "TAG:SECONDS[:dN]" per boot, N the deaths, for the run history below
-share=$BUILD/test-share
+l1log=$L1LOG	# vm.sh's L1LOG: where the emulated host's console and QEMU's logs go
 # What killed an emulated host, in a few lines of its console (CI keeps only the output's end):
 # the first report, where it was, what the test runner was doing, and a silent triple fault.
 death_signature() (	# death_signature VM_LOG CONSOLE QEMU_LOG; a subshell: a grep that
@@ -117,13 +117,14 @@ death_signature() (	# death_signature VM_LOG CONSOLE QEMU_LOG; a subshell: a gre
 )
 boot() {	# boot TAG VARIANT APPEND ARGS...: run vmitosis-run-tests ARGS in one L1 boot
 	local tag=$1 variant=$2 append=$3 vlog=$OUT/test-vm-$1.log rc attempt=1 t0
+	local share=$BUILD/test-share-$1
 	shift 3
 	t0=$(date +%s)
 	say "booting the emulated ${NODES}-node server: $tag (${variant:-default kernel}${append:+, $append})"
 	while :; do
 		rm -rf "$share"
 		set +e
-		SHARE=$share TIMEOUT=${TIMEOUT:-3600} BOOT_TIME=1 VARIANT=$variant APPEND=$append \
+		SHARE=$share L1LOG=$l1log TIMEOUT=${TIMEOUT:-3600} BOOT_TIME=1 VARIANT=$variant APPEND=$append \
 			CMD="VMITOSIS_NODES=$NODES vmitosis-run-tests $*" \
 			"$TOP/workbench/vm.sh" 2>&1 | tee "$vlog"
 		rc=${PIPESTATUS[0]}
@@ -133,21 +134,21 @@ boot() {	# boot TAG VARIANT APPEND ARGS...: run vmitosis-run-tests ARGS in one L
 		# run (below), so a kernel bug that kills the host does not hide behind retries.
 		[ "$rc" -eq 125 ] && [ $attempt -lt 3 ] || break
 		cp "$vlog" "$OUT/test-vm-$tag-died$attempt.log"
-		cp "$BUILD/l1-console.log" "$OUT/l1-console-$tag-died$attempt.log"
-		cp "$BUILD/l1-qemu.log" "$OUT/l1-qemu-$tag-died$attempt.log" 2>/dev/null || true
-		cp "$BUILD/l1-hang-registers.log" "$OUT/l1-registers-$tag-died$attempt.log" 2>/dev/null || true
-		cp "$BUILD/l1-death-registers.log" "$OUT/l1-death-registers-$tag-died$attempt.log" 2>/dev/null || true
+		cp "$l1log-console.log" "$OUT/l1-console-$tag-died$attempt.log"
+		cp "$l1log-qemu.log" "$OUT/l1-qemu-$tag-died$attempt.log" 2>/dev/null || true
+		cp "$l1log-hang-registers.log" "$OUT/l1-registers-$tag-died$attempt.log" 2>/dev/null || true
+		cp "$l1log-death-registers.log" "$OUT/l1-death-registers-$tag-died$attempt.log" 2>/dev/null || true
 		emit "# $tag: the emulated host died without an exit status; evidence in out/*-$tag-died$attempt.log; once more"
-		death_signature "$vlog" "$BUILD/l1-console.log" "$BUILD/l1-qemu.log" | sed "s/^/# $tag death $attempt: /" |
+		death_signature "$vlog" "$l1log-console.log" "$l1log-qemu.log" | sed "s/^/# $tag death $attempt: /" |
 			tee -a "$log"
 		attempt=$((attempt + 1))
 		retries=$((retries + 1))
 	done
 	# Each line of a later boot names its boot: "ok 3 x" becomes "ok 3 - TAG: x".
 	if [ "$tag" = main ]; then cat "$vlog"; else
-		sed -E "s/^((not )?ok( [0-9]+)?)( -)? /\1 - $tag: /" "$vlog"; fi >> "$OUT/test.log"
+		sed -E "s/^((not )?ok( [0-9]+)?)( -)? /\1 - $tag: /" "$vlog"; fi >> "$log"
 	[ "$rc" -eq 0 ] || emit "not ok - $tag: the emulated host exited with status $rc"
-	cp "$BUILD/l1-console.log" "$OUT/l1-console-$tag.log"
+	cp "$l1log-console.log" "$OUT/l1-console-$tag.log"
 	# The consoles of nested guests that timed out or stopped without a status (vmitosis-guest).
 	if [ -d "$share/guest-consoles" ]; then
 		mkdir -p "$OUT/guest-consoles-$tag"
@@ -159,20 +160,52 @@ boot() {	# boot TAG VARIANT APPEND ARGS...: run vmitosis-run-tests ARGS in one L
 	return 0
 }
 start=$(date +%s)
-# The debug pass first, with DEBUG_PASS=1 (its timed tests take smaller sizes there:
-# vmitosis-run-tests --debug-pass). Not on by default yet: its first default run lost a nested
-# guest at boot to the emulation's early-L2 panic (RIP 0, CS 0, CR2 0x378; README: Known).
-if [ "${DEBUG_PASS:-0}" = 1 ]; then
-	boot debug debug "kvm.tdp_migration=1 pt_migration=on numa_balancing=enable" --debug-pass --provoke
+# The debug pass (DEBUG_PASS=0 leaves it out): the debug kernel as host and guests, every feature
+# on, its timed tests with smaller sizes (vmitosis-run-tests --debug-pass). It runs in a second
+# emulated host alongside the others (PARALLEL=0: after them): an emulated host keeps the
+# machine's cores busy only part of the time (its tests wait for guests, balancing and timers),
+# so the two together take far less than one after the other. Its lines go to a log of their
+# own and join the run's when it ends.
+dpid=
+if [ "${DEBUG_PASS:-1}" = 1 ]; then
+	debug_pass() {
+		log=$OUT/test-debug.log l1log=$BUILD/l1-debug retries=0 boots=
+		: > "$log"
+		boot debug debug "kvm.tdp_migration=1 pt_migration=on numa_balancing=enable" \
+			--debug-pass --provoke
+		echo "$retries $boots" > "$OUT/test-debug.retries"
+	}
+	rm -f "$OUT/test-debug.retries"
+	if [ "${PARALLEL:-1}" = 1 ]; then
+		say "the debug pass runs alongside, in a second emulated host (out/test-vm-debug.log)"
+		debug_pass > "$OUT/test-debug.out" 2>&1 &
+		dpid=$!
+	fi
 fi
 boot main "" ""
 main_share=$BUILD/test-share-main
-rm -rf "$main_share"; mv "$share" "$main_share"
 boot 4-level "" "no5lvl" --only paging --paging 4 --pti off
 # Page-table isolation, on 5-level and 4-level paging (PTI_BOOTS=0 leaves them out).
 if [ "${PTI_BOOTS:-1}" = 1 ]; then
 	boot pti "" "pti=on" --only paging --paging 5 --pti on
 	boot pti-4level "" "pti=on no5lvl" --only paging --paging 4 --pti on
+fi
+if [ "${DEBUG_PASS:-1}" = 1 ]; then
+	if [ -n "$dpid" ]; then
+		say "waiting for the debug pass"
+		wait "$dpid" || true
+	else
+		debug_pass > "$OUT/test-debug.out" 2>&1 || true
+	fi
+	# Its output, as the other boots' was shown, then its lines in the run's log.
+	cat "$OUT/test-debug.out"
+	cat "$OUT/test-debug.log" >> "$log"
+	if [ -s "$OUT/test-debug.retries" ]; then
+		read -r r b < "$OUT/test-debug.retries"
+		retries=$((retries + r)) boots="$boots $b"
+	else
+		emit "not ok - debug: the debug pass ended without its summary (out/test-debug.out)"
+	fi
 fi
 emit "# the emulated host was booted again $retries times after it died"
 [ "$retries" -le 1 ] || emit "not ok - the emulated host died at most once in the run ($retries retries)"
@@ -210,8 +243,8 @@ if mkdir -p "$(dirname "$history")" 2>/dev/null; then
 	kvm=$(sed -n 's/^# kvm_amd: //p' "$OUT/test-vm-main.log" 2>/dev/null | head -n1)
 	printf '%s commit=%s qemu=%s %s debug_pass=%s retries=%s result=%s/%s/%s minutes=%s boots=%s\n' \
 		"$(date -u +%FT%TZ)" "$(git -C "$TOP" rev-parse --short HEAD 2>/dev/null || echo none)" \
-		"$(qemu-system-x86_64 --version | sed -n '1s/.*version \([^ ]*\).*/\1/p')" \
-		"${kvm:-kvm_amd=unknown}" "${DEBUG_PASS:-0}" "$retries" "$pass" "$fail" "$skip" \
+		"$("$QEMU" --version | sed -n '1s/.*version \([^ ]*\).*/\1/p')" \
+		"${kvm:-kvm_amd=unknown}" "${DEBUG_PASS:-1}" "$retries" "$pass" "$fail" "$skip" \
 		"$(( ($(date +%s) - run_start) / 60 ))" "$(echo $boots | tr ' ' ',')" >> "$history"
 	streak=$(awk '{ r = 0; for (i = 1; i <= NF; i++) if ($i ~ /^retries=/) r = substr($i, 9) + 0
 		n = (r == 0 && $0 !~ /:d[0-9]/) ? n + 1 : 0 } END { print n + 0 }' "$history")

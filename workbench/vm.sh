@@ -18,7 +18,9 @@
 #                  all, round robin), to tell emulation races apart from the rest (make soak)
 #   TB_SIZE=       TCG's translation buffer in MiB (QEMU's default: 1024); a small one makes
 #                  QEMU flush its translated code often, which kicks every vCPU (README: Known)
-# The kernel console of L1 is written to build/l1-console.log (shown when L1 dies).
+#   L1LOG=build/l1 where L1's logs go: L1LOG-console.log (its kernel console, shown when it
+#                  dies), -qemu.log (QEMU's CPU resets), -jit.log, -hang-registers.log and
+#                  -death-registers.log; two emulated hosts at once need two (make test does)
 . "$(dirname "$0")/lib.sh"
 
 NODES=${NODES:-4} CPUS=${CPUS:-1} MEM=${MEM:-4G} DIST=${DIST:-21}
@@ -55,7 +57,11 @@ rm -f "$share/cmd" "$share/rc" "$share/booted" "$share/heartbeat"
 # boots with kvm_amd.vgif=0 there (KVM then emulates GIF itself, as on CPUs without vGIF). With
 # QEMU 10.0 it is the other way round (make soak, 2026-12-03; README: Known): vgif=0 lost L1 4
 # times in 30 nested boots, vgif=1 none in 30, and boots faster; KVM's default stays.
-qemu_major=$(qemu-system-x86_64 --version | sed -n '1s/.*version \([0-9]*\)\..*/\1/p')
+# A QEMU unpacked outside /usr (make qemu-7.2) loads its modules (TCG among them) from its tree.
+qroot=$(dirname "$(dirname "$(readlink -f "$(command -v "$QEMU")")")")
+[ "$qroot" = /usr ] || [ ! -d "$qroot/lib/x86_64-linux-gnu/qemu" ] ||
+	export QEMU_MODULE_DIR=$qroot/lib/x86_64-linux-gnu/qemu
+qemu_major=$("$QEMU" --version | sed -n '1s/.*version \([0-9]*\)\..*/\1/p')
 vgif=; [ "${qemu_major:-0}" -ge 10 ] || vgif=kvm_amd.vgif=0
 ncpu=$(( NODES * CPUS ))
 args=(-accel "tcg,thread=$TCG_THREAD${TB_SIZE:+,tb-size=$TB_SIZE}" -cpu max -nodefaults -no-reboot -display none
@@ -74,13 +80,13 @@ for ((i = 0; i < NODES; i++)); do
 done
 
 if [ -z "$CMD" ]; then
-	exec qemu-system-x86_64 "${args[@]}" -serial mon:stdio
+	exec "$QEMU" "${args[@]}" -serial mon:stdio
 fi
 
 printf '%s\n' "$CMD" > "$share/cmd"
 # ttyS0 (the kernel console) goes to a log, ttyS1 (CMD's output) to stdout. QEMU logs CPU
 # resets (a triple fault pauses L1, see below) to another.
-console=$BUILD/l1-console.log
+console=$L1LOG-console.log
 # A reset or a power-off pauses L1 instead of ending QEMU, with its registers as they were: a
 # triple fault (a silent death, README: Known) is dumped before QEMU is told to quit.
 a=()
@@ -88,24 +94,24 @@ for w in "${args[@]}"; do
 	if [ "$w" = -no-reboot ]; then a+=(-action reboot=shutdown,shutdown=pause); else a+=("$w"); fi
 done
 args=("${a[@]}")
-args+=(-d cpu_reset -D "$BUILD/l1-qemu.log" -pidfile "$share/qemu.pid"
+args+=(-d cpu_reset -D "$L1LOG-qemu.log" -pidfile "$share/qemu.pid"
        -monitor "unix:$share/monitor.sock,server=on,wait=off")
-rm -f "$share/qemu.pid" "$share/monitor.sock" "$BUILD/l1-hang-registers.log" \
-	"$BUILD/l1-death-registers.log"
+rm -f "$share/qemu.pid" "$share/monitor.sock" "$L1LOG-hang-registers.log" \
+	"$L1LOG-death-registers.log"
 # TCG's flushes of its translated code, sampled every 10 s: each one kicks every vCPU, the
 # event that makes QEMU deliver an interrupt it injected into L2 a second time (README: Known).
-jitlog=$BUILD/l1-jit.log
+jitlog=$L1LOG-jit.log
 : > "$jitlog"
 # Where each vCPU of an L1 that hangs is, before it is stopped.
 cpu_dump() {
-	say "its vCPUs (registers in build/l1-hang-registers.log):"
+	say "its vCPUs (registers in $L1LOG-hang-registers.log):"
 	/usr/bin/python3 "$TOP/workbench/cpu-dump.py" "$share/monitor.sock" "$KOBJ/System.map" \
-		"$BUILD/l1-hang-registers.log" >&2 || true
+		"$L1LOG-hang-registers.log" >&2 || true
 }
 : > "$console"
 t0=$(date +%s.%N)
 tmo=(); [ "$TIMEOUT" -gt 0 ] && tmo=(timeout "$TIMEOUT")
-{ st=0; "${tmo[@]}" qemu-system-x86_64 "${args[@]}" -serial "file:$console" -serial stdio \
+{ st=0; "${tmo[@]}" "$QEMU" "${args[@]}" -serial "file:$console" -serial stdio \
 	< /dev/null || st=$?; echo "$st" > "$share/qemu.status"; } 2>&1 | sed -u 's/\r$//' &
 qpid=$!
 booted= panicked= hung= tick=0
@@ -117,7 +123,8 @@ while kill -0 $qpid 2>/dev/null; do
 	fi
 	# A panicking L1 may hang instead of resetting (nested SVM under TCG, see README): give it
 	# 20 s to reset, then stop it; it ends like any L1 that died without an exit status.
-	if grep -q "Kernel panic - not syncing" "$console" 2>/dev/null; then
+	# (Checked once a second: the console of a debug kernel grows to megabytes.)
+	if [ $((tick % 10)) = 5 ] && grep -q "Kernel panic - not syncing" "$console" 2>/dev/null; then
 		[ -n "$panicked" ] || panicked=$(date +%s)
 		if [ -z "$hung" ] && [ $(( $(date +%s) - panicked )) -ge 20 ] && [ -s "$share/qemu.pid" ]; then
 			hung=1
@@ -135,13 +142,13 @@ while kill -0 $qpid 2>/dev/null; do
 		kill "$(cat "$share/qemu.pid")" 2>/dev/null || true
 	fi
 	# Paused by a power-off (the exit status is there) or by a reset: a triple fault.
-	if [ $((tick % 10)) = 0 ] && [ -S "$share/monitor.sock" ] &&
+	if [ $((tick % 20)) = 0 ] && [ -S "$share/monitor.sock" ] &&
 	   st=$(/usr/bin/python3 "$TOP/workbench/cpu-dump.py" --status "$share/monitor.sock" 2>/dev/null) &&
 	   [ "$st" = "paused (shutdown)" ]; then
 		if [ ! -f "$share/rc" ]; then
-			say "the emulated host reset itself (QEMU: $(grep -c 'Triple fault' "$BUILD/l1-qemu.log" 2>/dev/null) triple faults); its vCPUs at the fault (registers in build/l1-death-registers.log):"
+			say "the emulated host reset itself (QEMU: $(grep -c 'Triple fault' "$L1LOG-qemu.log" 2>/dev/null) triple faults); its vCPUs at the fault (registers in $L1LOG-death-registers.log):"
 			/usr/bin/python3 "$TOP/workbench/cpu-dump.py" "$share/monitor.sock" "$KOBJ/System.map" \
-				"$BUILD/l1-death-registers.log" >&2 || true
+				"$L1LOG-death-registers.log" >&2 || true
 		fi
 		/usr/bin/python3 "$TOP/workbench/cpu-dump.py" --quit "$share/monitor.sock" 2>/dev/null || true
 		sleep 1
@@ -157,8 +164,8 @@ wait $qpid || true
 if [ ! -f "$share/rc" ]; then
 	say "the emulated host stopped without an exit status (QEMU status $(cat "$share/qemu.status" 2>/dev/null)); the end of its console ($console):"
 	tail -n 40 "$console" >&2
-	resets=$(grep -c "CPU Reset" "$BUILD/l1-qemu.log" 2>/dev/null || true)
-	say "QEMU logged $resets CPU resets (build/l1-qemu.log; one per CPU at power-on)"
+	resets=$(grep -c "CPU Reset" "$L1LOG-qemu.log" 2>/dev/null || true)
+	say "QEMU logged $resets CPU resets ($L1LOG-qemu.log; one per CPU at power-on)"
 	exit 125
 fi
 exit "$(cat "$share/rc")"
