@@ -560,37 +560,57 @@ static int ptm_get_page_addr(const void __user *__user *pages, unsigned long i,
 	return 0;
 }
 
+/* PMDs of moved pages that one read of move_pages(2)'s arrays notes. */
+#define PTM_PMDS_PER_READ	(PAGE_SIZE / sizeof(unsigned long))
+
 void __pt_migrate_pages(struct mm_struct *mm, unsigned long nr,
 			const void __user *__user *pages, const int __user *status)
 {
-	unsigned long i = 0, addr, last = -1UL;
+	unsigned long i = 0, j = 0, n = 0, addr, last = -1UL, *pmds;
 	struct ptm_pass p;
 	int idx, st;
 
 	idx = srcu_read_lock(&pt_migration_srcu);
 	if (!READ_ONCE(pt_migration_ready) || !ptm_init(&p, mm, NUMA_NO_NODE))
 		goto unlock;
-	while (i < nr) {
-		if (mmap_read_lock_killable(mm))
-			goto out;
-		p.budget = READ_ONCE(pt_migration_batch);
-		for (; i < nr && p.budget; i++) {
-			/* Only the pages it moved: their status is a node. */
-			if (get_user(st, status + i) || ptm_get_page_addr(pages, i, &addr)) {
-				i = nr;
-				break;
+	/* No memory to note the moved pages: their tables move with the next pass. */
+	pmds = (unsigned long *)__get_free_page(GFP_KERNEL);
+	if (!pmds)
+		goto out;
+	while (i < nr || j < n) {
+		if (j == n) {
+			/*
+			 * Read the caller's arrays without the mmap_lock: a
+			 * fault on them takes it (this mm's, if the caller
+			 * moved its own pages). Only the pages it moved: their
+			 * status is a node.
+			 */
+			for (j = n = 0; i < nr && n < PTM_PMDS_PER_READ; i++) {
+				if (get_user(st, status + i) ||
+				    ptm_get_page_addr(pages, i, &addr)) {
+					i = nr;
+					break;
+				}
+				if (st < 0 || (addr & PMD_MASK) == last)
+					continue;
+				last = addr & PMD_MASK;
+				pmds[n++] = last;
 			}
-			if (st < 0 || (addr & PMD_MASK) == last)
-				continue;
-			last = addr & PMD_MASK;
-			if (ptm_mm_movable(mm))
-				ptm_leaf_range(&p, last, last + PMD_SIZE);
+		} else {
+			if (mmap_read_lock_killable(mm))
+				break;
+			p.budget = READ_ONCE(pt_migration_batch);
+			for (; j < n && p.budget; j++) {
+				if (ptm_mm_movable(mm))
+					ptm_leaf_range(&p, pmds[j], pmds[j] + PMD_SIZE);
+			}
+			mmap_read_unlock(mm);
 		}
-		mmap_read_unlock(mm);
 		if (fatal_signal_pending(current))
-			goto out;
+			break;
 		cond_resched();
 	}
+	free_page((unsigned long)pmds);
 out:
 	ptm_fini(&p);
 unlock:

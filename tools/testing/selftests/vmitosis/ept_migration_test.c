@@ -168,8 +168,10 @@ static int check(struct rm_vm *v)
 
 FIXTURE(vm) {
 	struct rm_vm v;
-	char saved[8], saved_period[16];
+	char saved[8], saved_period[16], saved_balancing[8];
 };
+
+#define BALANCING	"/proc/sys/kernel/numa_balancing"
 
 FIXTURE_SETUP(vm)
 {
@@ -179,6 +181,13 @@ FIXTURE_SETUP(vm)
 		SKIP(return, "needs two NUMA nodes");
 	ASSERT_LT(0, read_file(PARAM, self->saved, sizeof(self->saved)));
 	ASSERT_LT(0, read_file(PERIOD, self->saved_period, sizeof(self->saved_period)));
+	/*
+	 * Memory moves when a test moves it: NUMA balancing (on in the debug
+	 * pass of the test bed) would also unmap it behind the test's back,
+	 * and KVM's mappings with it.
+	 */
+	if (read_file(BALANCING, self->saved_balancing, sizeof(self->saved_balancing)) > 0)
+		ASSERT_EQ(0, write_str(BALANCING, "0"));
 	ASSERT_EQ(0, write_str(PARAM, "0"));
 	ASSERT_EQ(0, bind_node(0));
 	ASSERT_EQ(0, rm_vm_create(&self->v));
@@ -193,6 +202,8 @@ FIXTURE_TEARDOWN(vm)
 		write_str(PARAM, self->saved);
 		write_str(PERIOD, self->saved_period);
 	}
+	if (self->saved_balancing[0])
+		write_str(BALANCING, self->saved_balancing);
 	if (self->v.run)
 		rm_vm_destroy(&self->v);
 }
