@@ -162,10 +162,10 @@ boot() {	# boot TAG VARIANT APPEND ARGS...: run vmitosis-run-tests ARGS in one L
 start=$(date +%s)
 # The debug pass (DEBUG_PASS=0 leaves it out): the debug kernel as host and guests, every feature
 # on, its timed tests with smaller sizes (vmitosis-run-tests --debug-pass). It runs in a second
-# emulated host alongside the others (PARALLEL=0: after them): an emulated host keeps the
-# machine's cores busy only part of the time (its tests wait for guests, balancing and timers),
-# so the two together take far less than one after the other. Its lines go to a log of their
-# own and join the run's when it ends.
+# emulated host alongside the others (PARALLEL=0: after them): an emulated host leaves the
+# machine's cores idle part of the time (its tests wait for guests, balancing and timers), which
+# the other then uses; on 2 cores both were 99% busy together (2026-12-07), so the gain is that
+# idle share, not half. Its lines go to a log of their own and join the run's when it ends.
 dpid=
 if [ "${DEBUG_PASS:-1}" = 1 ]; then
 	debug_pass() {
