@@ -167,6 +167,22 @@ start=$(date +%s)
 # the other then uses; on 2 cores both were 99% busy together (2026-12-07), so the gain is that
 # idle share, not half. Its lines go to a log of their own and join the run's when it ends.
 dpid=
+# If this script ends early (an error, ^C, CI's timeout), the debug pass must not live on in the
+# background with its emulated host: the pass's whole process tree goes with it.
+tree_of() {	# tree_of PID: PID and all its descendants, parents first
+	local c
+	echo "$1"
+	for c in $(awk -v p="$1" '{ f = FILENAME; sub(/.*\) /, "") } $2 == p { split(f, a, "/"); print a[3] }' \
+		/proc/[0-9]*/stat 2>/dev/null); do tree_of "$c"; done
+}
+stop_debug_pass() {
+	[ -n "$dpid" ] || return 0
+	# shellcheck disable=SC2046
+	kill $(tree_of "$dpid") 2>/dev/null || true
+	dpid=
+}
+trap stop_debug_pass EXIT
+trap 'stop_debug_pass; exit 130' INT TERM
 if [ "${DEBUG_PASS:-1}" = 1 ]; then
 	debug_pass() {
 		log=$OUT/test-debug.log l1log=$BUILD/l1-debug retries=0 boots=
@@ -194,6 +210,7 @@ if [ "${DEBUG_PASS:-1}" = 1 ]; then
 	if [ -n "$dpid" ]; then
 		say "waiting for the debug pass"
 		wait "$dpid" || true
+		dpid=
 	else
 		debug_pass > "$OUT/test-debug.out" 2>&1 || true
 	fi
