@@ -167,8 +167,9 @@ start=$(date +%s)
 # the other then uses; on 2 cores both were 99% busy together (2026-12-07), so the gain is that
 # idle share, not half. Its lines go to a log of their own and join the run's when it ends.
 dpid=
-# If this script ends early (an error, ^C, CI's timeout), the debug pass must not live on in the
-# background with its emulated host: the pass's whole process tree goes with it.
+# If this script ends early (an error, ^C, a kill), the debug pass must not live on in the
+# background with its emulated host: the pass's whole process tree goes with it. A signal's trap
+# runs once the foreground boot returns (bash waits for it); an error's at once.
 tree_of() {	# tree_of PID: PID and all its descendants, parents first
 	local c
 	echo "$1"
@@ -182,7 +183,8 @@ stop_debug_pass() {
 	dpid=
 }
 trap stop_debug_pass EXIT
-trap 'stop_debug_pass; exit 130' INT TERM
+trap 'stop_debug_pass; exit 130' INT
+trap 'stop_debug_pass; exit 143' TERM
 if [ "${DEBUG_PASS:-1}" = 1 ]; then
 	debug_pass() {
 		log=$OUT/test-debug.log l1log=$BUILD/l1-debug retries=0 boots=
