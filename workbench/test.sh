@@ -161,11 +161,14 @@ boot() {	# boot TAG VARIANT APPEND ARGS...: run vmitosis-run-tests ARGS in one L
 }
 start=$(date +%s)
 # The debug pass (DEBUG_PASS=0 leaves it out): the debug kernel as host and guests, every feature
-# on, its timed tests with smaller sizes (vmitosis-run-tests --debug-pass). It runs in a second
-# emulated host alongside the others (PARALLEL=0: after them): an emulated host leaves the
-# machine's cores idle part of the time (its tests wait for guests, balancing and timers), which
-# the other then uses; on 2 cores both were 99% busy together (2026-12-07), so the gain is that
-# idle share, not half. Its lines go to a log of their own and join the run's when it ends.
+# on, its timed tests with smaller sizes (vmitosis-run-tests --debug-pass). It runs after the
+# other boots (PARALLEL=1: in a second emulated host alongside them). Two emulated hosts at once
+# put 8 vCPU threads on 2 cores, and a vCPU preempted while it holds a spinlock leaves the
+# others spinning: CPU-bound tests took 2.7 to 4.3 times as long beside the other host as alone
+# (2026-12-07, plain kernel; 5 to 7 times under the debug kernel), which ate the idle time of
+# either host that running them together was for. The same run took 2419 s in the emulated
+# hosts one after the other, against 2373 and 2503 s side by side, with each test well inside
+# its timeout. Its lines go to a log of their own and join the run's when it ends.
 dpid=
 # If this script ends early (an error, ^C, a kill), the debug pass must not live on in the
 # background with its emulated host: the pass's whole process tree goes with it. A signal's trap
@@ -186,15 +189,17 @@ trap stop_debug_pass EXIT
 trap 'stop_debug_pass; exit 130' INT
 trap 'stop_debug_pass; exit 143' TERM
 if [ "${DEBUG_PASS:-1}" = 1 ]; then
+	# Its own log, retry count and boot list (local: boot() sees them, the caller keeps its
+	# own when the pass runs in this shell, PARALLEL=0).
 	debug_pass() {
-		log=$OUT/test-debug.log l1log=$BUILD/l1-debug retries=0 boots=
+		local log=$OUT/test-debug.log l1log=$BUILD/l1-debug retries=0 boots=
 		: > "$log"
 		boot debug debug "kvm.tdp_migration=1 pt_migration=on numa_balancing=enable" \
 			--debug-pass --provoke
 		echo "$retries $boots" > "$OUT/test-debug.retries"
 	}
 	rm -f "$OUT/test-debug.retries"
-	if [ "${PARALLEL:-1}" = 1 ]; then
+	if [ "${PARALLEL:-0}" = 1 ]; then
 		say "the debug pass runs alongside, in a second emulated host (out/test-vm-debug.log)"
 		debug_pass > "$OUT/test-debug.out" 2>&1 &
 		dpid=$!
@@ -213,11 +218,12 @@ if [ "${DEBUG_PASS:-1}" = 1 ]; then
 		say "waiting for the debug pass"
 		wait "$dpid" || true
 		dpid=
+		# Its output, as the other boots' was shown.
+		cat "$OUT/test-debug.out"
 	else
-		debug_pass > "$OUT/test-debug.out" 2>&1 || true
+		debug_pass 2>&1 | tee "$OUT/test-debug.out" || true
 	fi
-	# Its output, as the other boots' was shown, then its lines in the run's log.
-	cat "$OUT/test-debug.out"
+	# Its lines in the run's log.
 	cat "$OUT/test-debug.log" >> "$log"
 	if [ -s "$OUT/test-debug.retries" ]; then
 		read -r r b < "$OUT/test-debug.retries"
