@@ -21,7 +21,7 @@
 struct repl {
 	int enabled, home, nr_vcpus;
 	unsigned long long nodes;
-	long roots, tables, leaves, misplaced, fallback, mismatch;
+	long roots, tables, leaves, misplaced, fallback, mismatch, alloc_failed;
 	long copies[MAX_NODES], copy_leaves[MAX_NODES];
 	int vcpu_node[MAX_VCPUS], vcpu_walks[MAX_VCPUS];
 };
@@ -67,7 +67,9 @@ static int read_repl(const char *dir, struct repl *r)
 		    sscanf(line, "leaves %ld", &r->leaves) == 1 ||
 		    sscanf(line, "misplaced %ld", &r->misplaced) == 1 ||
 		    sscanf(line, "fallback %ld", &r->fallback) == 1 ||
-		    sscanf(line, "mismatch %ld", &r->mismatch) == 1)
+		    sscanf(line, "mismatch %ld", &r->mismatch) == 1 ||
+		    sscanf(line, "alloc_failed %ld", &r->alloc_failed) == 1 ||
+		    !strncmp(line, "fail_every ", 11))
 			continue;
 		if (sscanf(line, "vcpu %d node %d walks %d", &id, &a, &b) == 3) {
 			if (id >= 0 && id < MAX_VCPUS) {
@@ -259,6 +261,28 @@ FIXTURE_TEARDOWN(repl)
 		write_str(BALANCING, self->saved_balancing);
 }
 
+/* After the VM is gone, every node's SecPageTables goes back to @sec0. */
+static void expect_freed(struct __test_metadata *_metadata, const unsigned char *nodes,
+			 const long *sec0)
+{
+	int n, tries;
+
+	/* Tables and copies are freed after an RCU grace period. */
+	for (n = 0; n < MAX_NODES; n++) {
+		if (!nodes[n])
+			continue;
+		for (tries = 0; tries < 50; tries++) {
+			fold_vmstat();
+			if (node_meminfo_kb(n, "SecPageTables") <= sec0[n])
+				break;
+			usleep(100000);
+		}
+		EXPECT_GE(sec0[n], node_meminfo_kb(n, "SecPageTables")) {
+			TH_LOG("node %d", n);
+		}
+	}
+}
+
 /*
  * Faults from every node: every table has a copy on every node of the mask,
  * on that node, holding the same leaves; each vCPU walks its node's copy;
@@ -302,23 +326,11 @@ TEST_F(repl, copies_on_every_node)
 	TH_LOG("%ld tables, %ld leaves, a copy of each on %d nodes", r->tables, r->leaves,
 	       self->nr_nodes);
 
-	/* The VM goes, its copies with it (after an RCU grace period). */
+	/* The VM goes, its copies with it. */
 	close_vcpus(self->c, &self->nr_vcpus);
 	rm_vm_destroy(&self->v);
 	self->v.vm = 0;
-	for (n = 0; n < MAX_NODES; n++) {
-		int tries;
-
-		if (!self->nodes[n])
-			continue;
-		for (tries = 0; tries < 50; tries++) {
-			fold_vmstat();
-			if (node_meminfo_kb(n, "SecPageTables") <= self->sec0[n])
-				break;
-			usleep(100000);
-		}
-		EXPECT_GE(self->sec0[n], node_meminfo_kb(n, "SecPageTables")) TH_LOG("node %d", n);
-	}
+	expect_freed(_metadata, self->nodes, self->sec0);
 	free(r);
 }
 
@@ -427,6 +439,59 @@ TEST_F(repl, vcpu_walks_the_copy_of_its_node)
 		EXPECT_EQ(tables, r->tables) TH_LOG("a new root for a move to node %d", c.node);
 		expect_coherent(_metadata, r, self->nodes, "after a move");
 	}
+	free(r);
+}
+
+/*
+ * Copies that cannot be allocated (every second one fails, injected through
+ * tdp_repl) are left out and counted: their parents' copies link to the
+ * primary table, which translates the same. No fault fails, no copy
+ * differs from the primary, invalidation still reaches every copy, the
+ * guest's data is intact and nothing leaks.
+ */
+TEST_F(repl, allocation_failure_leaves_fewer_copies)
+{
+	struct repl *r = malloc(sizeof(*r));
+	char path[128];
+	int i, n, fewer = 0;
+
+	ASSERT_NE(NULL, r);
+	snprintf(path, sizeof(path), "%s/tdp_repl", self->dir);
+	EXPECT_EQ(-EINVAL, write_str(path, "fail"));
+	EXPECT_EQ(-EINVAL, write_str(path, "fail -3"));
+	EXPECT_EQ(-EINVAL, write_str(path, "fail 3x"));
+	ASSERT_EQ(0, write_str(path, "fail 2\n"));
+	run_all(_metadata, self->c, self->nr_vcpus);
+	ASSERT_EQ(0, read_repl(self->dir, r));
+	EXPECT_LT(0, r->alloc_failed);
+	EXPECT_LT(0, r->fallback);
+	EXPECT_EQ(0, r->mismatch);
+	EXPECT_EQ(0, r->misplaced);
+	for (n = 0; n < MAX_NODES; n++) {
+		if (!self->nodes[n])
+			continue;
+		EXPECT_GE(r->tables, r->copies[n]);
+		fewer += r->copies[n] < r->tables;
+	}
+	EXPECT_LE(1, fewer);
+	TH_LOG("%ld tables, %ld copies not allocated, %ld fallback links", r->tables,
+	       r->alloc_failed, r->fallback);
+
+	ASSERT_EQ(0, madvise(self->big, BIG_SIZE, MADV_DONTNEED));
+	ASSERT_EQ(0, read_repl(self->dir, r));
+	EXPECT_EQ(0, r->mismatch);
+	EXPECT_GE(GUEST_MEM / 4096, r->leaves);
+	ASSERT_EQ(0, write_str(path, "fail 0"));
+	for (i = 0; i < self->nr_vcpus; i++)
+		self->c[i].size = 0;
+	run_all(_metadata, self->c, self->nr_vcpus);
+	for (i = 0; i < NR_PAGES; i++)
+		ASSERT_EQ(0x5a, self->v.mem[FIRST_PAGE + i * 4096]) TH_LOG("page %d", i);
+	/* The VM goes, its copies with it. */
+	close_vcpus(self->c, &self->nr_vcpus);
+	rm_vm_destroy(&self->v);
+	self->v.vm = 0;
+	expect_freed(_metadata, self->nodes, self->sec0);
 	free(r);
 }
 
