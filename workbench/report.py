@@ -153,10 +153,15 @@ def main(walks, sockets, out, analyzer_dir):
         # Page-table pages per host node: ePT tables of every root (roots included) and the
         # guest process's tables, each on the host node of the page backing its guest frame.
         ept_nodes = [0] * sockets
+        copy_nodes = [0] * sockets       # ePT replication: the copies' pages
         for root in ept.roots.values():
             for node in [root["node"]] + list(root["tables"].values()):
                 if 0 <= node < sockets:
                     ept_nodes[node] += 1
+            for c in [root["copies"]] + list(root["table_copies"].values()):
+                for node in c.values():
+                    if 0 <= node < sockets:
+                        copy_nodes[node] += 1
         gpt_nodes = [0] * sockets
         for pfn, _ in [gpt.pgd] + list(gpt.tables.values()):
             w = ept.walk(0, pfn)
@@ -174,6 +179,23 @@ def main(walks, sockets, out, analyzer_dir):
                                                             "migrated": int(f[5])}
             elif len(f) == 2 and f[1].isdigit():
                 migration[f[0]] = int(f[1])
+        # TDP faults and SecPageTables per node (kB), and kvm.tdp_replication's check.
+        stats = {}
+        for line in lines_of(d, "kvm_stats"):
+            f = line.split()
+            if f[0] == "pf_fixed" and len(f) == 2 and f[1].isdigit():
+                stats["pf_fixed"] = int(f[1])
+            elif f[0] == "sec_page_tables_kb" and all(x.isdigit() for x in f[1:]):
+                stats["sec_page_tables_kb"] = [int(x) for x in f[1:]]
+        replication = {}
+        for line in lines_of(d, "tdp_repl"):
+            f = line.split()
+            if f[0] in ("copies", "copy_leaves") and all(x.isdigit() for x in f[1:]):
+                replication[f[0]] = [int(x) for x in f[1:]]
+            elif f[0] == "vcpu" and len(f) == 6:
+                replication.setdefault("vcpu_walks", {})[int(f[1])] = int(f[5])
+            elif len(f) == 2 and f[1].isdigit():
+                replication[f[0]] = int(f[1])
         # vm.pt_migration's counters in the guest (its /proc/vmstat), when it ran.
         gpt_migration = {}
         for line in lines_of(d, "guest.txt"):
@@ -187,14 +209,18 @@ def main(walks, sockets, out, analyzer_dir):
             "config": meta["config"],
             "measured_on": 1 if thin else None,
             "sockets": [{k: e[k] for k in ("socket",) + FIELDS} for e in res["sockets"]],
-            "pt_pages_per_node": {"gpt": gpt_nodes, "ept": ept_nodes},
+            "pt_pages_per_node": {"gpt": gpt_nodes, "ept": ept_nodes,
+                                  "ept_copies": copy_nodes},
+            "pf_fixed": stats.get("pf_fixed"),
+            "sec_page_tables_kb": stats.get("sec_page_tables_kb"),
+            "ept_replication": replication if "ept-replication" in meta["config"] else None,
             "translations": min((e["translations"] for e in res["sockets"]), default=0),
             "unwalkable": res["unwalkable"],
             "thp": {"host": meta.get("host_thp"), "guest": guest_thp[0] if guest_thp else None},
             "gups_size": meta.get("size") if meta["workload"].startswith("gups") else None,
             "guest_opts": meta.get("guest_opts"),
             "host_move": meta.get("host_move"),
-            "ept_migration": migration if "ept" in meta["config"] else None,
+            "ept_migration": migration if "ept-migration" in meta["config"] else None,
             "gpt_migration": gpt_migration if "gpt" in meta["config"] else None,
             "workload_output": lines_of(d, "workload.txt"),
         }
@@ -207,7 +233,16 @@ def main(walks, sockets, out, analyzer_dir):
             print("  %6d  %9s  %9s  %5s  %5s  %5s  %5s%s" % (
                 (e["socket"],) + tuple(fmt(e[k]) for k in FIELDS) +
                 ("   <- measured here" if e["socket"] == run["measured_on"] else "",)))
-        print("  page-table pages per host node: gPT %s, ePT %s" % (gpt_nodes, ept_nodes))
+        print("  page-table pages per host node: gPT %s, ePT %s%s" % (
+            gpt_nodes, ept_nodes, ", ePT copies %s" % copy_nodes if any(copy_nodes) else ""))
+        print("  TDP faults fixed: %s, SecPageTables per host node: %s kB" % (
+            run["pf_fixed"], run["sec_page_tables_kb"]))
+        if run["ept_replication"]:
+            m = run["ept_replication"]
+            print("  ePT replication: mismatch %s, misplaced %s, fallback %s, alloc_failed %s, "
+                  "vCPU -> node of the root it walks %s" % (
+                      m.get("mismatch"), m.get("misplaced"), m.get("fallback"),
+                      m.get("alloc_failed"), m.get("vcpu_walks")))
         if run["ept_migration"]:
             m = run["ept_migration"]
             print("  ePT migration: %s tables migrated (%s), roots %s, longest mmu_lock hold %.1f us"
@@ -276,6 +311,29 @@ def main(walks, sockets, out, analyzer_dir):
             ", ".join("L%s %d/%d" % (k, v["migrated"], v["scanned"])
                       for k, v in sorted(m.get("levels", {}).items()) if v["scanned"]),
             m.get("roots_migrated"), m.get("max_lock_hold_ns", 0) / 1000))
+    md += ["", "## TDP faults and secondary page tables", "",
+           "TDP faults fixed (the VM's pf_fixed, all vCPUs, when the tables were dumped), "
+           "their ratio to the baseline run of the same scenario, guest and workload, and "
+           "SecPageTables per host node (kB, TDP tables but roots). With ept-replication: "
+           "table pages of the copies per node, the node of the root each vCPU walked, and "
+           "the VM's tdp_repl check (entries of copies that differ from the primary, "
+           "copies off their node, links of copies to primary tables).", "",
+           "| scenario | guest | workload | config | pf_fixed | vs baseline | SecPageTables "
+           "| copies | vCPU -> root node | mismatch/misplaced/fallback |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    base = {(r["scenario"], r["guest"], r["workload"]): r["pf_fixed"]
+            for r in runs if r["config"] == "baseline"}
+    for r in runs:
+        b = base.get((r["scenario"], r["guest"], r["workload"]))
+        m = r["ept_replication"] or {}
+        md.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            r["scenario"], r["guest"], r["workload"], r["config"], r["pf_fixed"],
+            "%.2fx" % (r["pf_fixed"] / b) if b and r["pf_fixed"] is not None else "-",
+            r["sec_page_tables_kb"],
+            r["pt_pages_per_node"]["ept_copies"] if m else "-",
+            " ".join("%d->%d" % kv for kv in sorted(m.get("vcpu_walks", {}).items())) or "-",
+            "%s/%s/%s" % (m.get("mismatch"), m.get("misplaced"), m.get("fallback"))
+            if m else "-"))
     md += ["", "## gPT migration", "",
            "Guest page tables migrated / scanned per level (L4: the PGD), from the guest's "
            "/proc/vmstat (`pt_migrate_*`).", "",

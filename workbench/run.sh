@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make run: boot the emulated NUMA server and run the scenarios of vmitosis-pt-placement in it
 # (thin-migrated and wide, in a NUMA-visible and a NUMA-oblivious guest, with GUPS 4K, GUPS THP
-# and memcached; baseline, and thin-migrated with ePT migration on). Each run's page-table dumps come back through the share; the 2D walks are
+# and memcached; baseline, thin-migrated with gPT and ePT migration on, and wide and thin-migrated
+# with ePT replication on). Each run's page-table dumps come back through the share; the 2D walks are
 # replayed here with tools/vmitosis/walk_locality.py and summed up in out/report.{md,json,png}.
 # The console output is also written to out/run.txt.
 #
@@ -24,6 +25,14 @@ if [ -z "${RUNS:-}" ]; then
 	for c in gpt-migration gpt-migration+ept-migration; do
 		for w in gups-4k memcached; do RUNS="$RUNS thin-migrated.visible.$w.$c"; done
 		RUNS="$RUNS thin-migrated.oblivious.gups-4k.$c"
+	done
+	# ePT replication, where one ePT cannot be local: wide runs, and the thin-migrated
+	# visible guest whose ePT upper levels map every node.
+	for g in visible oblivious; do
+		for w in gups-4k memcached; do RUNS="$RUNS wide.$g.$w.ept-replication"; done
+	done
+	for w in gups-4k memcached; do
+		RUNS="$RUNS thin-migrated.visible.$w.gpt-migration+ept-replication"
 	done
 fi
 start=$(date +%s)
