@@ -6,7 +6,7 @@
  * each vCPU walks the copy of the node its thread runs on. The VM's tdp_repl
  * debugfs file checks every entry of every copy against the primary under
  * the locks that writers hold, and these tests assert on what it finds after
- * faults, host invalidations, dirty logging and vCPU moves.
+ * faults, host invalidations, dirty logging, aging and vCPU moves.
  */
 #include <pthread.h>
 
@@ -441,6 +441,86 @@ TEST_F(repl, vcpu_walks_the_copy_of_its_node)
 		expect_coherent(_metadata, r, self->nodes, "after a move");
 	}
 	free(r);
+}
+
+#define PAGE_IDLE	"/sys/kernel/mm/page_idle/bitmap"
+
+/* The host PFNs of the guest pages that guest_code writes, from pagemap; 0 or -1. */
+static int guest_pfns(unsigned char *mem, unsigned long long *pfn)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY), i, r = 0;
+
+	if (fd < 0)
+		return -1;
+	for (i = 0; i < NR_PAGES && !r; i++) {
+		unsigned long long e;
+		off_t off = ((unsigned long)(mem + FIRST_PAGE) / 4096 + i) * 8;
+
+		if (pread(fd, &e, 8, off) != 8 || !(e & (1ULL << 63)) || !(e & ((1ULL << 55) - 1)))
+			r = -1;
+		pfn[i] = e & ((1ULL << 55) - 1);
+	}
+	close(fd);
+	return r;
+}
+
+/*
+ * Mark the pages idle through page_idle (which clears the young bit of
+ * every mapping, KVM's through the MMU notifier's clear_young), or count
+ * those of them still idle (reading tests young the same way). -1 on error.
+ */
+static int page_idle(const unsigned long long *pfn, int set)
+{
+	int fd = open(PAGE_IDLE, O_RDWR), i, idle = 0;
+
+	if (fd < 0)
+		return -1;
+	for (i = 0; i < NR_PAGES; i++) {
+		unsigned long long word = 1ULL << (pfn[i] % 64);
+		off_t off = pfn[i] / 64 * 8;
+
+		if (set) {
+			if (pwrite(fd, &word, 8, off) != 8)
+				idle = -1;
+		} else {
+			unsigned long long got;
+
+			if (pread(fd, &got, 8, off) != 8)
+				idle = -1;
+			else if (idle >= 0 && (got & word))
+				idle++;
+		}
+	}
+	close(fd);
+	return idle;
+}
+
+/*
+ * Aging: the guest's accesses through any node's copy make its pages young
+ * (KVM ORs the Accessed bits of the copies), and making them old clears
+ * every copy: once page_idle has marked the pages idle, none reads young
+ * until a vCPU, on whatever node, touches them again.
+ */
+TEST_F(repl, aging_sees_accesses_through_every_copy)
+{
+	unsigned long long *pfn = calloc(NR_PAGES, sizeof(*pfn));
+	int i;
+
+	ASSERT_NE(NULL, pfn);
+	if (access(PAGE_IDLE, R_OK | W_OK))
+		SKIP(return, "no %s (CONFIG_IDLE_PAGE_TRACKING)", PAGE_IDLE);
+	run_all(_metadata, self->c, 1);
+	ASSERT_EQ(0, guest_pfns(self->v.mem, pfn));
+	for (i = 0; i < self->nr_vcpus; i++) {
+		ASSERT_EQ(0, page_idle(pfn, 1));
+		/* Old in every copy: a young bit left in any copy would read here. */
+		EXPECT_EQ(NR_PAGES, page_idle(pfn, 0)) TH_LOG("before the vCPU on node %d ran",
+							     self->c[i].node);
+		run_all(_metadata, &self->c[i], 1);
+		EXPECT_EQ(0, page_idle(pfn, 0)) TH_LOG("after the vCPU on node %d wrote every page",
+						       self->c[i].node);
+	}
+	free(pfn);
 }
 
 /*
