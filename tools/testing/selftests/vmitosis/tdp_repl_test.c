@@ -443,6 +443,54 @@ TEST_F(repl, vcpu_walks_the_copy_of_its_node)
 	free(r);
 }
 
+/*
+ * Memslot changes: the big slot moved to another GPA (KVM deletes and
+ * recreates it, dropping the roots that mapped it) and then deleted. After
+ * each, the copies agree with the primary and none maps the old range; the
+ * moved slot faults in again from other nodes, a copy of every new table on
+ * every node.
+ */
+TEST_F(repl, memslot_move_and_delete_reach_every_copy)
+{
+	struct kvm_userspace_memory_region region = {
+		.slot = 1, .guest_phys_addr = 2 * BIG_GPA, .memory_size = BIG_SIZE,
+		.userspace_addr = (unsigned long)self->big,
+	};
+	struct repl *r = malloc(sizeof(*r));
+	long others;
+	int i;
+
+	ASSERT_NE(NULL, r);
+	run_all(_metadata, self->c, self->nr_vcpus);
+	ASSERT_EQ(0, read_repl(self->dir, r));
+	expect_coherent(_metadata, r, self->nodes, "after faults");
+	others = r->leaves - (long)(BIG_SIZE >> 12);
+
+	/* Move: 4 GiB -> 8 GiB. */
+	ASSERT_EQ(0, ioctl(self->v.vm, KVM_SET_USER_MEMORY_REGION, &region));
+	for (i = 0; i < self->nr_vcpus; i++) {
+		self->c[i].gpa = 2 * BIG_GPA + ((i + 1) % self->nr_vcpus) *
+				 (BIG_SIZE / self->nr_vcpus);
+		self->c[i].size = BIG_SIZE / self->nr_vcpus;
+	}
+	run_all(_metadata, self->c, self->nr_vcpus);
+	ASSERT_EQ(0, read_repl(self->dir, r));
+	expect_coherent(_metadata, r, self->nodes, "after the move");
+	EXPECT_GE(others + (long)(BIG_SIZE >> 12), r->leaves) TH_LOG("the old range still mapped");
+	EXPECT_LE((long)(BIG_SIZE >> 12), r->leaves);
+
+	/* Delete. */
+	region.memory_size = 0;
+	ASSERT_EQ(0, ioctl(self->v.vm, KVM_SET_USER_MEMORY_REGION, &region));
+	run_all(_metadata, self->c, 1);
+	ASSERT_EQ(0, read_repl(self->dir, r));
+	expect_coherent(_metadata, r, self->nodes, "after the delete");
+	EXPECT_GE(others, r->leaves);
+	for (i = 0; i < NR_PAGES; i++)
+		ASSERT_EQ(0x5a, self->v.mem[FIRST_PAGE + i * 4096]) TH_LOG("page %d", i);
+	free(r);
+}
+
 static int stress_stop;	/* __atomic: read by the vCPU threads */
 
 /* Fault the vCPU's part of the big slot in, over and over, until told to stop. */
